@@ -1,0 +1,1 @@
+// Placeholder: the dlopen loader lives here.

@@ -1,0 +1,1 @@
+// Placeholder: the decode shims live here.

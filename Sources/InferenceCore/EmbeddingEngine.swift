@@ -1,0 +1,128 @@
+/// Numeric precision an engine computes in.
+public enum Precision: String, Sendable, Hashable, CaseIterable, Codable {
+    case fp32, fp16, bf16
+}
+
+/// Scheduling class of an execution context; on a GPU it maps to the stream priority.
+public enum ContextPriority: String, Sendable, Hashable, Codable {
+    /// Requests with priority 1 (urgent).
+    case high
+    /// Everything else.
+    case normal
+}
+
+/// Options for a new execution context.
+public struct ExecutionContextConfiguration: Sendable, Hashable {
+    /// Largest batch the context's workspace is sized for, in images.
+    public var maxBatchSize: Int
+    /// Scheduling class of the context.
+    public var priority: ContextPriority
+
+    /// Defaults: batch 64, normal priority.
+    public init(maxBatchSize: Int = 64, priority: ContextPriority = .normal) {
+        self.maxBatchSize = maxBatchSize
+        self.priority = priority
+    }
+}
+
+/// One layer's output captured for verification, [count, rows, width] flattened.
+public struct LayerOutput: Sendable {
+    /// Canonical name: `embeddings`, `ln_pre`, `resblocks.{i}`, `ln_post` (class token only), `projection`.
+    public var name: String
+    /// Shape of `values`.
+    public var shape: [Int]
+    /// Row-major values.
+    public var values: [Float]
+
+    /// Memberwise init.
+    public init(name: String, shape: [Int], values: [Float]) {
+        self.name = name
+        self.shape = shape
+        self.values = values
+    }
+}
+
+/// Weights of one model on one device, loaded once and shared read-only by that device's execution contexts
+/// (TensorRT's engine).
+public protocol EmbeddingEngine: Sendable {
+    /// The architecture the engine runs.
+    var spec: VisionTowerSpec { get }
+    /// Human-readable backend and device, e.g. "cpu (OpenBLAS, 2 threads)" or "cuda:0 NVIDIA H100 80GB HBM3".
+    var deviceDescription: String { get }
+    /// Precision the engine computes in.
+    var precision: Precision { get }
+    /// Batch sizes the engine is optimised for (CUDA graph profiles); the batcher prefers them.
+    var preferredBatchSizes: [Int] { get }
+    /// Creates an execution context: its own workspace (and stream); used by one thread at a time.
+    func makeContext(_ configuration: ExecutionContextConfiguration) throws -> any ExecutionContext
+}
+
+/// Per-inference state (TensorRT's execution context): workspace, stream, plans.
+///
+/// Not `Sendable`: a context belongs to exactly one worker thread for its whole life.
+public protocol ExecutionContext: AnyObject {
+    /// Largest batch this context accepts.
+    var maxBatchSize: Int { get }
+
+    /// Embeds `count` preprocessed images.
+    ///
+    /// - Parameters:
+    ///   - pixels: `count × 3 × H × W` normalised floats, row-major.
+    ///   - count: images in the batch, 1...maxBatchSize.
+    ///   - normalize: L2-normalise each embedding.
+    ///   - output: receives `count × embedDim` floats.
+    func embed(
+        pixels: UnsafeBufferPointer<Float>, count: Int, normalize: Bool, into output: UnsafeMutableBufferPointer<Float>
+    ) throws
+
+    /// Runs the forward pass once and returns every layer's output, for layer-by-layer verification.
+    func captureLayers(pixels: UnsafeBufferPointer<Float>, count: Int) throws -> [LayerOutput]
+}
+
+extension ExecutionContext {
+    /// Convenience over `embed(pixels:count:normalize:into:)` for arrays.
+    public func embed(_ pixels: [Float], count: Int, normalize: Bool, embedDim: Int) throws -> [Float] {
+        var out = [Float](repeating: 0, count: count * embedDim)
+        try pixels.withUnsafeBufferPointer { p in
+            try out.withUnsafeMutableBufferPointer { o in
+                try embed(pixels: p, count: count, normalize: normalize, into: o)
+            }
+        }
+        return out
+    }
+}
+
+/// Errors every backend may raise, with the context a user needs to act on them.
+public enum EngineError: Error, CustomStringConvertible, Equatable {
+    /// A batch larger than the context's workspace.
+    case batchTooLarge(requested: Int, maximum: Int)
+    /// Input or output buffer of the wrong length.
+    case bufferSize(what: String, expected: Int, got: Int)
+    /// The requested backend or feature cannot run here; the message says what is missing.
+    case unavailable(String)
+    /// The device or library failed; the message carries its own words.
+    case device(String)
+
+    public var description: String {
+        switch self {
+        case let .batchTooLarge(requested, maximum):
+            "batch of \(requested) images exceeds this context's maximum of \(maximum)"
+        case let .bufferSize(what, expected, got):
+            "\(what) buffer holds \(got) floats, expected \(expected)"
+        case let .unavailable(message): message
+        case let .device(message): message
+        }
+    }
+}
+
+/// L2-normalises each row of a `rows × dim` buffer in place (rows with zero norm stay zero).
+public func l2NormalizeRows(_ buffer: UnsafeMutableBufferPointer<Float>, rows: Int, dim: Int) {
+    for r in 0..<rows {
+        var sum: Float = 0
+        for i in 0..<dim { sum += buffer[r * dim + i] * buffer[r * dim + i] }
+        let norm = sum.squareRoot()
+        guard norm > 0 else { continue }
+        let inv = 1 / norm
+        for i in 0..<dim { buffer[r * dim + i] *= inv }
+    }
+}
