@@ -219,6 +219,26 @@ def named_params_with_module(model: torch.nn.Module):
             yield (f"{mod_name}.{pname}" if mod_name else pname), type(mod), p
 
 
+OC_NOTES = [
+    "Resize / crop / pad run on the image in its decoded PIL mode; convert('RGB') comes after them.",
+    "Pillow resizes mode P (and 1) with NEAREST whatever filter is asked.",
+    "Pillow resizes RGBA / LA premultiplied (RGBa / La) and un-premultiplies after: colour under alpha 0 "
+    "comes back black; convert('RGB') then drops alpha without compositing.",
+    "I;16 is resized as 16-bit samples; convert('RGB') clamps them to 0..255 (no scaling).",
+    "CMYK is resized in CMYK; CMYK->RGB is round((255-C)(255-K)/255) per channel.",
+    "Padding (longest) fills with fill_color in the image's own mode: for P that is palette index fill_color, "
+    "for CMYK (f,f,f,f), for RGBA (f,f,f,f).",
+    "Shortest: new_short = side, new_long = int(side * long / short); crop offsets round((size - side) / 2), "
+    "half to even. Longest: size = round(x / max(h/side, w/side)) per axis.",
+]
+HF_NOTES = [
+    "CLIPImageProcessorPil converts to RGB FIRST: images with alpha (A band or a transparency entry) are "
+    "composited onto WHITE with PIL alpha_composite; others use convert('RGB') (P expanded, I;16 clamped, "
+    "CMYK->RGB) before the resize, so a P image is resized bicubic in RGB, not NEAREST.",
+    "Resize: new_short = shortest_edge, new_long = int(shortest_edge * long / short), PIL bicubic on uint8 RGB.",
+    "Center crop offsets (size - crop) // 2 (floor); rescale x * (1/255) in float, then (x - mean) / std.",
+]
+
 OC_MODELS = {
     "oc-tiny": {
         "model_cfg": {"embed_dim": 32,
@@ -301,6 +321,30 @@ def to_tw(x: torch.Tensor, batch_first: bool) -> torch.Tensor:
     return (x[0] if batch_first else x[:, 0]).detach().float().contiguous()
 
 
+def oc_geometry(img: Image.Image, steps: list, side: int) -> dict:
+    """Where the model input comes from: the size after the resize step (run for real) and the crop / pad box
+    (torchvision CenterCrop: round-half-even of (size - side) / 2; open_clip CenterCropOrPad pads
+    (side - size) // 2 on the left/top first). Checked against the transform's own output."""
+    resized = steps[0](img)
+    w, h = resized.size
+    g = {"source_mode": img.mode, "source_size": list(img.size), "resize_step": type(steps[0]).__name__,
+         "resized_size": [w, h], "mode_during_resize": resized.mode}
+    name = type(steps[1]).__name__ if len(steps) > 1 else ""
+    if name == "CenterCrop":
+        left, top = int(round((w - side) / 2.0)), int(round((h - side) / 2.0))
+        g["crop_left_top"] = [left, top]
+        assert steps[1](resized).tobytes() == resized.crop((left, top, left + side, top + side)).tobytes()
+    elif name == "CenterCropOrPad":
+        pad = [(side - w) // 2 if side > w else 0, (side - h) // 2 if side > h else 0,
+               (side - w + 1) // 2 if side > w else 0, (side - h + 1) // 2 if side > h else 0]
+        g["pad_left_top_right_bottom"] = pad
+        g["pad_fill"] = steps[1].fill
+        assert w <= side and h <= side
+    else:
+        assert (w, h) == (side, side), (w, h, side)
+    return g
+
+
 def oc_expected(name: str, model_dir: Path, images: list[dict], images_dir: Path) -> tuple[dict, dict]:
     """Loads the saved model back through open_clip (local-dir:), runs its own eval transform and the fp32 model."""
     model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{model_dir}", precision="fp32")
@@ -319,11 +363,14 @@ def oc_expected(name: str, model_dir: Path, images: list[dict], images_dir: Path
     for i, blk in enumerate(visual.transformer.resblocks):
         hooks.append(blk.register_forward_hook(
             lambda m, inp, o, i=i: captured.update({f"resblocks.{i}": to_tw(o, bf)})))
-    tensors = {}
+    tensors, geometry = {}, {}
+    side = visual.preprocess_cfg["size"]
+    side = side[0] if isinstance(side, (tuple, list)) else side
     with torch.no_grad():
         for e in images:
             s = e["stem"]
             img = Image.open(images_dir / Path(e["file"]).name)
+            geometry[s] = oc_geometry(img, steps, side)
             pixels = to_pixels(img)
             inp = preprocess(img)
             assert torch.equal(steps[-1](pixels), inp)
@@ -359,7 +406,7 @@ def oc_expected(name: str, model_dir: Path, images: list[dict], images_dir: Path
     size = pp["size"]
     if isinstance(size, (tuple, list)) and size[0] == size[1]:
         pp["size"] = size[0]
-    info = {"transform": [repr(s) for s in steps], "preprocess_cfg": {k: (list(v) if isinstance(v, tuple) else v)
+    info = {"geometry": geometry, "transform": [repr(s) for s in steps], "preprocess_cfg": {k: (list(v) if isinstance(v, tuple) else v)
                                                                       for k, v in pp.items()}}
     return tensors, info
 
@@ -381,12 +428,21 @@ def hf_expected(model_dir: Path, images: list[dict], images_dir: Path) -> tuple[
     for i, layer in enumerate(vm.encoder.layers):
         hooks.append(layer.register_forward_hook(
             lambda m, inp, o, i=i: captured.update({f"resblocks.{i}": to_tw(o, True)})))
-    tensors = {}
+    tensors, geometry = {}, {}
     n = len(vm.encoder.layers)
     with torch.no_grad():
         for e in images:
             s = e["stem"]
             img = Image.open(images_dir / Path(e["file"]).name)
+            short_edge, crop = proc.size["shortest_edge"], proc.crop_size["height"]
+            w, h = img.size
+            short, long = min(w, h), max(w, h)
+            new = (short_edge, int(short_edge * long / short))
+            rw, rh = (new[0], new[1]) if w <= h else (new[1], new[0])
+            geometry[s] = {"source_mode": img.mode, "source_size": [w, h], "resized_size": [rw, rh],
+                           "crop_left_top": [(rw - crop) // 2, (rh - crop) // 2],
+                           "alpha_composited_on_white": "A" in img.getbands()
+                           or img.info.get("transparency") is not None}
             inp = proc(images=img, return_tensors="pt")["pixel_values"][0].float()
             pixels = proc(images=img, do_normalize=False, return_tensors="pt")["pixel_values"][0].float()
             captured.clear()
@@ -404,7 +460,7 @@ def hf_expected(model_dir: Path, images: list[dict], images_dir: Path) -> tuple[
                                   atol=1e-5)
     for h in hooks:
         h.remove()
-    info = {"processor_class": type(proc).__name__, "processor_backend": getattr(proc, "backend", "?"),
+    info = {"geometry": geometry, "processor_class": type(proc).__name__, "processor_backend": getattr(proc, "backend", "?"),
             "default_processor_class": type(default_proc).__name__,
             "processor_config": json.loads((model_dir / "preprocessor_config.json").read_text())}
     return tensors, info
@@ -488,6 +544,8 @@ def main() -> int:
                 "weight_prefix": "visual.",
                 "preprocess": {**info["preprocess_cfg"], "pipeline": "open_clip"},
                 "transform": info["transform"],
+                "pipeline_notes": OC_NOTES,
+                "geometry": info["geometry"],
             }
         mdir = out / "models" / "hf-tiny"
         make_hf_model(mdir)
@@ -524,11 +582,42 @@ def main() -> int:
                            "interpolation": "bicubic" if pc["resample"] == 3 else pc["resample"],
                            "resize_mode": "shortest", "fill_color": 0, "pipeline": "transformers",
                            "processor_class": info["processor_class"]},
+            "pipeline_notes": HF_NOTES,
+            "geometry": info["geometry"],
         }
     for e in images:
         e["sha256"] = sha256(out / e["file"])
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return verify(out)
+
+
+def plain_pil_pixels(img: Image.Image, g: dict, pp: dict, layout: str) -> torch.Tensor:
+    """The documented pipeline written with bare Pillow calls, from the manifest geometry: proves the notes."""
+    side = pp["size"]
+    if layout == "transformers":
+        if "A" in img.getbands() or img.info.get("transparency") is not None:
+            white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+            img = Image.alpha_composite(white, img.convert("RGBA"))
+        img = img.convert("RGB").resize(tuple(g["resized_size"]), Image.Resampling.BICUBIC)
+        left, top = g["crop_left_top"]
+        img = img.crop((left, top, left + side, top + side))
+    else:
+        img = img.resize(tuple(g["resized_size"]), Image.Resampling.BICUBIC)
+        if "crop_left_top" in g:
+            left, top = g["crop_left_top"]
+            img = img.crop((left, top, left + side, top + side))
+        elif "pad_left_top_right_bottom" in g:
+            l, t, _, _ = g["pad_left_top_right_bottom"]
+            f = g["pad_fill"]
+            fill = f if img.mode in ("L", "P", "I;16", "I", "F") else (f,) * len(img.getbands())
+            canvas = Image.new(img.mode, (side, side), fill)
+            if img.mode == "P":
+                canvas.putpalette(img.getpalette())
+            canvas.paste(img, (l, t))
+            img = canvas
+        img = img.convert("RGB")
+    a = np.asarray(img, dtype=np.uint8)
+    return torch.from_numpy(a.astype(np.float32) / np.float32(255)).permute(2, 0, 1).contiguous()
 
 
 def verify(out: Path) -> int:
@@ -571,6 +660,10 @@ def verify(out: Path) -> int:
                     s = e["stem"]
                     emb = model(pixel_values=exp[f"input.{s}"][None]).image_embeds[0]
                     assert torch.allclose(emb, exp[f"embedding.{s}"], atol=1e-5, rtol=1e-5), (name, s)
+        for e in manifest["images"]:
+            s = e["stem"]
+            ref = plain_pil_pixels(Image.open(out / e["file"]), m["geometry"][s], m["preprocess"], m["layout"])
+            assert torch.equal(ref, exp[f"pixels.{s}"]), (name, s, "plain-PIL pipeline differs")
         print(f"ok {name}: {len(manifest['images'])} images, {len(exp)} tensors")
     print(f"total fixture bytes: {total}")
     return 0
