@@ -149,11 +149,12 @@ def make_images(out: Path) -> list[dict]:
     rgb = scene(217, 163, 6)
     yy, xx = np.mgrid[0:163, 0:217]
     alpha = np.clip(255 * (1.25 - np.hypot((xx - 108) / 108.0, (yy - 81) / 81.0)), 0, 255)
-    alpha[:, :20] = 0  # fully transparent band whose colour is NOT black
+    alpha[:, 96:121] = 0  # fully transparent central band whose colour is NOT black (survives every crop)
     alpha = alpha.astype(np.uint8)
     rgba = Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
     add("rgba", "png", "RGBA PNG with varying alpha (0 on a left band with non-black colour): Pillow resizes "
-        "RGBA premultiplied (RGBa), so colour under alpha 0 becomes black; alpha is then dropped (no compositing)",
+        "RGBA premultiplied (RGBa), so colour under alpha 0 becomes black; alpha is then dropped (no compositing). "
+        "transformers instead composites it onto white before resizing",
         lambda p: rgba.save(p, "PNG"))
     lum = np.asarray(Image.fromarray(scene(131, 97, 7)).convert("L")).astype(np.float64)
     g16 = np.clip(np.rint(lum * 1.4 + np.mgrid[0:97, 0:131][1] * 0.6), 0, 1023).astype(np.uint16)
@@ -165,10 +166,12 @@ def make_images(out: Path) -> list[dict]:
     add("rgb16", "png", "16-bit-per-channel RGB PNG: Pillow opens it as mode RGB keeping the most significant "
         "byte of each sample (truncation, not rounding)", lambda p: write_png_rgb16(p, r16))
     la_l = np.asarray(Image.fromarray(scene(113, 151, 9)).convert("L"))
-    la_a = np.clip(np.mgrid[0:151, 0:113][0] * 2.0 - 30, 0, 255).astype(np.uint8)
+    la_a = np.clip(np.abs(np.mgrid[0:151, 0:113][1] - 56.0) * 9.0 - 40 + np.mgrid[0:151, 0:113][0] * 0.5,
+                   0, 255).astype(np.uint8)
     la = Image.merge("LA", [Image.fromarray(la_l, "L"), Image.fromarray(la_a, "L")])
-    add("gray_alpha", "png", "grayscale+alpha PNG (mode LA; alpha 0 on the top rows): resized premultiplied "
-        "(La), alpha dropped by convert('RGB')", lambda p: la.save(p, "PNG"))
+    add("gray_alpha", "png", "grayscale+alpha PNG (mode LA; alpha 0 in a central vertical band, "
+        "ramping up sideways): resized premultiplied (La), alpha dropped by convert('RGB'); transformers "
+        "composites it onto white first", lambda p: la.save(p, "PNG"))
     w = scene(187, 135, 10)
     add("lossy", "webp", "lossy WebP (VP8, YUV 4:2:0), RGB",
         lambda p: Image.fromarray(w).save(p, "WEBP", quality=80, method=4, exact=False))
