@@ -29,15 +29,12 @@ Environment (Python 3.11, what /work/pyenv has; pins in scripts/requirements-fix
 from __future__ import annotations
 
 import argparse
-import copy
 import hashlib
-import io
 import json
 import struct
 import sys
 import tempfile
 import zlib
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +45,7 @@ import safetensors.torch
 import torch
 import torchvision
 import transformers
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw
 
 import open_clip
 from open_clip.push_to_hf_hub import save_config_for_hf
