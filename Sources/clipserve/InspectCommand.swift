@@ -23,12 +23,7 @@ struct InspectCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let report: InspectReport
-        do {
-            report = try InspectReport(reference: model)
-        } catch let error as ModelLoadError {
-            throw ValidationError(error.description)
-        }
+        let report = try InspectReport(reference: model)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -54,6 +49,7 @@ struct InspectReport: Codable {
     var weightBytes: Int
     var weightDType: String
     var gflopsPerImage: Double
+    var flopsPerImage: Double
     var preprocess: PreprocessConfig
 
     /// Loads the reference; `random:` towers are described from their spec without generating weights.
@@ -93,6 +89,7 @@ struct InspectReport: Codable {
         self.weightBytes = weightBytes
         weightDType = dtype.rawValue
         gflopsPerImage = (spec.flopsPerImage / 1e7).rounded() / 100
+        flopsPerImage = spec.flopsPerImage
         self.preprocess = preprocess
     }
 
@@ -110,7 +107,7 @@ struct InspectReport: Codable {
             "embedding:     \(s.embedDim)",
             "parameters:    \(String(format: "%.2f", Double(parameters) / 1e6)) M (\(parameters))",
             "weights:       \(String(format: "%.1f", Double(weightBytes) / 1_048_576)) MiB, \(weightDType)",
-            "compute:       \(String(format: "%.2f", gflopsPerImage)) GFLOPs per image",
+            "compute:       \(String(format: "%.2f", gflopsPerImage)) GFLOPs per image (\(Int(flopsPerImage)) FLOPs)",
             "preprocess:    \(p.pipeline.rawValue) pipeline, resize \(p.resizeMode.rawValue) to \(p.size), \(p.interpolation), "
                 + "fill \(p.fillColor)",
             "               mean \(list(p.mean)), std \(list(p.std))",
