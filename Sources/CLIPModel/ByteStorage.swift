@@ -1,5 +1,3 @@
-import InferenceCore
-
 /// Heap bytes for tensors made at load time: HF q/k/v concatenations and transposes (in the checkpoint dtype)
 /// and synthetic weights.
 final class ByteStorage: @unchecked Sendable {
