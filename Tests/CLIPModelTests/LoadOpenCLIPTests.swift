@@ -122,6 +122,7 @@ struct LoadOpenCLIPTests {
         ("explicit defaults", "pool_type", "\"tok\""),
         ("null layer scale", "ls_init_value", "null"),
         ("default block", "block_type", "\"default\""),
+        ("attentional pool off", "attentional_pool", "false"),
     ])
     func harmlessSettingsLoad(_ label: String, _ key: String, _ json: String) throws {
         var config = TinyModels.openCLIPModelConfig(spec)
@@ -131,6 +132,14 @@ struct LoadOpenCLIPTests {
         let dir = try TemporaryDirectory()
         try TinyModels.writeOpenCLIP(dir, config: config)
         #expect(try CLIPModelLoader.load(dir.url.path).spec == spec, "\(label)")
+    }
+
+    @Test func customTextFalseIsAPlainCLIP() throws {
+        var config = TinyModels.openCLIPModelConfig(spec)
+        config["custom_text"] = false
+        let dir = try TemporaryDirectory()
+        try TinyModels.writeOpenCLIP(dir, config: config)
+        #expect(try CLIPModelLoader.load(dir.url.path).spec == spec)
     }
 
     @Test func missingTensorNamesTensorAndExpectedShape() throws {
