@@ -82,6 +82,13 @@ struct ResampleAxis {
 enum Resampler {
     static let precisionBits = 22
 
+    /// Pillow 13 (python-pillow/Pillow#9549) runs the vertical pass first when the height shrinks by more than
+    /// twice as many pixels as the width does.
+    @inline(__always)
+    static func verticalFirst(_ width: Int, _ height: Int, _ outWidth: Int, _ outHeight: Int) -> Bool {
+        (height - outHeight) > 0 && (height - outHeight) > (width - outWidth) * 2
+    }
+
     @inline(__always)
     static func clip8(_ value: Int32) -> UInt8 {
         let shifted = value >> Int32(precisionBits)
@@ -96,9 +103,36 @@ enum Resampler {
     ) -> [UInt8] {
         let needHorizontal = outWidth != width
         let needVertical = outHeight != height
+        let outRowBytes0 = columns.count * channels
+        if needHorizontal && needVertical && verticalFirst(width, height, outWidth, outHeight) {
+            let horizontal = ResampleAxis(inSize: width, outSize: outWidth, outputs: columns)
+            let vertical = ResampleAxis(inSize: height, outSize: outHeight, outputs: rows)
+            let sourceColumns = horizontal.inputSpan
+            let middleRowBytes = sourceColumns.count * channels
+            var middle = [UInt8](repeating: 0, count: middleRowBytes * rows.count)
+            let verticalFixed = vertical.fixedPoint(), horizontalFixed = horizontal.fixedPoint()
+            middle.withUnsafeMutableBufferPointer { dst in
+                verticalFixed.withUnsafeBufferPointer { k in
+                    verticalPass(
+                        src, stride: width * channels, firstRow: 0, columnOffset: sourceColumns.lowerBound * channels,
+                        rowBytes: middleRowBytes, axis: vertical, k: k, rows: rows, dst: dst)
+                }
+            }
+            var out = [UInt8](repeating: 0, count: outRowBytes0 * rows.count)
+            middle.withUnsafeBufferPointer { mid in
+                out.withUnsafeMutableBufferPointer { dst in
+                    horizontalFixed.withUnsafeBufferPointer { k in
+                        horizontalPass(
+                            mid, stride: middleRowBytes, rows: 0..<rows.count, channels: channels, axis: horizontal,
+                            k: k, columns: columns, dst: dst, inputColumnBase: sourceColumns.lowerBound)
+                    }
+                }
+            }
+            return out
+        }
         let vertical = needVertical ? ResampleAxis(inSize: height, outSize: outHeight, outputs: rows) : nil
         let sourceRows = vertical?.inputSpan ?? rows
-        let outRowBytes = columns.count * channels
+        let outRowBytes = outRowBytes0
 
         // Horizontal pass over the source rows the vertical pass will read.
         var horizontalOut: [UInt8] = []
@@ -146,7 +180,8 @@ enum Resampler {
 
     private static func horizontalPass(
         _ src: UnsafeBufferPointer<UInt8>, stride: Int, rows: Range<Int>, channels: Int, axis: ResampleAxis,
-        k: UnsafeBufferPointer<Int32>, columns: Range<Int>, dst: UnsafeMutableBufferPointer<UInt8>
+        k: UnsafeBufferPointer<Int32>, columns: Range<Int>, dst: UnsafeMutableBufferPointer<UInt8>,
+        inputColumnBase: Int = 0
     ) {
         let bias = Int32(1) << Int32(precisionBits - 1)
         let ksize = axis.ksize
@@ -160,7 +195,7 @@ enum Resampler {
                     for slot in 0..<columns.count {
                         let xmin = first[slot], n = count[slot]
                         let w = kk + slot * ksize
-                        var p = line + xmin * channels
+                        var p = line + (xmin - inputColumnBase) * channels
                         switch channels {
                         case 1:
                             var s0 = bias
@@ -235,6 +270,35 @@ enum Resampler {
     static func resample16(
         _ src: [UInt16], width: Int, height: Int, outWidth: Int, outHeight: Int, columns: Range<Int>, rows: Range<Int>
     ) -> [UInt16] {
+        if outWidth != width && outHeight != height && verticalFirst(width, height, outWidth, outHeight) {
+            // Vertical pass over the needed source columns, then the horizontal pass: a transposed problem.
+            let horizontal = ResampleAxis(inSize: width, outSize: outWidth, outputs: columns)
+            let vertical = ResampleAxis(inSize: height, outSize: outHeight, outputs: rows)
+            let sourceColumns = horizontal.inputSpan
+            var middle = [UInt16](repeating: 0, count: sourceColumns.count * rows.count)
+            for (r, yy) in rows.enumerated() {
+                let slot = yy - rows.lowerBound
+                for (i, x) in sourceColumns.enumerated() {
+                    var ss = 0.0
+                    for t in 0..<vertical.count[slot] {
+                        ss += Double(src[(vertical.first[slot] + t) * width + x]) * vertical.weights[slot * vertical.ksize + t]
+                    }
+                    middle[r * sourceColumns.count + i] = clip16(ss)
+                }
+            }
+            var out = [UInt16](repeating: 0, count: columns.count * rows.count)
+            for r in 0..<rows.count {
+                for i in 0..<columns.count {
+                    var ss = 0.0
+                    let xmin = horizontal.first[i] - sourceColumns.lowerBound
+                    for t in 0..<horizontal.count[i] {
+                        ss += Double(middle[r * sourceColumns.count + xmin + t]) * horizontal.weights[i * horizontal.ksize + t]
+                    }
+                    out[r * columns.count + i] = clip16(ss)
+                }
+            }
+            return out
+        }
         let vertical = outHeight != height ? ResampleAxis(inSize: height, outSize: outHeight, outputs: rows) : nil
         let sourceRows = vertical?.inputSpan ?? rows
         var middle: [UInt16]
