@@ -85,6 +85,10 @@ public struct ImagePreprocessor: Sendable {
         let image = config.pipeline == .huggingFace ? PixelConversion.huggingFaceRGB(decoded) : decoded
         let size = config.size
         let g = geometry(width: image.width, height: image.height)
+        guard g.resizedWidth >= 1, g.resizedHeight >= 1 else {
+            throw .degenerateResize(
+                width: image.width, height: image.height, resizedWidth: g.resizedWidth, resizedHeight: g.resizedHeight)
+        }
         let columns = max(0, g.left)..<max(max(0, g.left), min(g.resizedWidth, g.left + size))
         let rows = max(0, g.top)..<max(max(0, g.top), min(g.resizedHeight, g.top + size))
         let region = resizedRegion(image, g, columns: columns, rows: rows)
