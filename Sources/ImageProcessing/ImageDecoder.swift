@@ -90,6 +90,11 @@ public enum ImageDecoder {
     // MARK: PNG
 
     private static func decodePNG(_ data: UnsafePointer<UInt8>, count: Int, maxPixels: Int) throws(ImageError) -> DecodedImage {
+        // Read IHDR's size ourselves first: libpng reports zero or huge sizes as generic errors.
+        if count >= 24, data[12] == 0x49, data[13] == 0x48, data[14] == 0x44, data[15] == 0x52 {
+            func be(_ i: Int) -> Int { Int(data[i]) << 24 | Int(data[i + 1]) << 16 | Int(data[i + 2]) << 8 | Int(data[i + 3]) }
+            try checkSize(.png, be(16), be(20), maxPixels)
+        }
         guard let png = cic_png_create(data, count) else {
             throw .corrupt(format: .png, detail: "libpng could not allocate a reader")
         }

@@ -37,7 +37,9 @@ public enum ImageError: Error, Sendable, Hashable, CustomStringConvertible {
         case .zeroSize(let format, let width, let height):
             return "\(format) image has zero size (\(width)x\(height))"
         case .tooLarge(let format, let width, let height, let limit):
-            return "\(format) image is \(width)x\(height) = \(width * height) pixels, over the limit of \(limit)"
+            let (pixels, overflow) = width.multipliedReportingOverflow(by: height)
+            let count = overflow ? "more than \(Int.max)" : "\(pixels)"
+            return "\(format) image is \(width)x\(height) = \(count) pixels, over the limit of \(limit)"
         case .degenerateResize(let width, let height, let resizedWidth, let resizedHeight):
             return "a \(width)x\(height) image would be resized to \(resizedWidth)x\(resizedHeight); both sides must be at least 1"
         case .outputSize(let expected, let got):

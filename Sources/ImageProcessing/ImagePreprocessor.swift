@@ -13,6 +13,13 @@ public struct ImagePreprocessor: Sendable {
         public var left: Int
         /// Row of the resized image at output row 0; negative when the image is padded.
         public var top: Int
+
+        public init(resizedWidth: Int, resizedHeight: Int, left: Int, top: Int) {
+            self.resizedWidth = resizedWidth
+            self.resizedHeight = resizedHeight
+            self.left = left
+            self.top = top
+        }
     }
 
     /// The configuration this preprocessor reproduces.
