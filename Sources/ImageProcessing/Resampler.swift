@@ -95,15 +95,21 @@ enum Resampler {
         return shifted <= 0 ? 0 : shifted >= 255 ? 255 : UInt8(truncatingIfNeeded: shifted)
     }
 
-    /// Resizes an 8-bit interleaved image (`channels` bytes a pixel) to `outWidth x outHeight`, computing only the
-    /// output pixels in `columns x rows`; returns them packed, `columns.count * channels` bytes a row.
+    /// Resizes an 8-bit interleaved image (`channels` bytes a pixel) of `width x height` to `outWidth x outHeight`,
+    /// computing only the output pixels in `columns x rows`; returns them packed, `columns.count * channels` bytes a
+    /// row. `src` may hold only a window of the source whose top-left pixel is (`originX`, `originY`), rows
+    /// `stride` bytes apart; it must cover every source pixel those outputs read.
     static func resample8(
         _ src: UnsafeBufferPointer<UInt8>, width: Int, height: Int, channels: Int,
-        outWidth: Int, outHeight: Int, columns: Range<Int>, rows: Range<Int>
+        outWidth: Int, outHeight: Int, columns: Range<Int>, rows: Range<Int>,
+        originX: Int = 0, originY: Int = 0, stride: Int? = nil
     ) -> [UInt8] {
+        let srcStride = stride ?? width * channels
         let needHorizontal = outWidth != width
         let needVertical = outHeight != height
-        let outRowBytes0 = columns.count * channels
+        let outRowBytes = columns.count * channels
+        var out = [UInt8](repeating: 0, count: outRowBytes * rows.count)
+
         if needHorizontal && needVertical && verticalFirst(width, height, outWidth, outHeight) {
             let horizontal = ResampleAxis(inSize: width, outSize: outWidth, outputs: columns)
             let vertical = ResampleAxis(inSize: height, outSize: outHeight, outputs: rows)
@@ -114,30 +120,27 @@ enum Resampler {
             middle.withUnsafeMutableBufferPointer { dst in
                 verticalFixed.withUnsafeBufferPointer { k in
                     verticalPass(
-                        src, stride: width * channels, firstRow: 0, columnOffset: sourceColumns.lowerBound * channels,
+                        src, stride: srcStride, firstRow: originY,
+                        columnOffset: (sourceColumns.lowerBound - originX) * channels,
                         rowBytes: middleRowBytes, axis: vertical, k: k, rows: rows, dst: dst)
                 }
             }
-            var out = [UInt8](repeating: 0, count: outRowBytes0 * rows.count)
             middle.withUnsafeBufferPointer { mid in
                 out.withUnsafeMutableBufferPointer { dst in
                     horizontalFixed.withUnsafeBufferPointer { k in
                         horizontalPass(
-                            mid, stride: middleRowBytes, rows: 0..<rows.count, channels: channels, axis: horizontal,
-                            k: k, columns: columns, dst: dst, inputColumnBase: sourceColumns.lowerBound)
+                            mid, stride: middleRowBytes, rows: 0..<rows.count, rowBase: 0, channels: channels,
+                            axis: horizontal, k: k, columns: columns, dst: dst, inputColumnBase: sourceColumns.lowerBound)
                     }
                 }
             }
             return out
         }
+
         let vertical = needVertical ? ResampleAxis(inSize: height, outSize: outHeight, outputs: rows) : nil
         let sourceRows = vertical?.inputSpan ?? rows
-        let outRowBytes = outRowBytes0
-
         // Horizontal pass over the source rows the vertical pass will read.
         var horizontalOut: [UInt8] = []
-        let middleStride: Int
-        let middleColumnOffset: Int
         if needHorizontal {
             let axis = ResampleAxis(inSize: width, outSize: outWidth, outputs: columns)
             let fixed = axis.fixedPoint()
@@ -145,20 +148,17 @@ enum Resampler {
             horizontalOut.withUnsafeMutableBufferPointer { dst in
                 fixed.withUnsafeBufferPointer { k in
                     horizontalPass(
-                        src, stride: width * channels, rows: sourceRows, channels: channels, axis: axis, k: k,
-                        columns: columns, dst: dst)
+                        src, stride: srcStride, rows: sourceRows, rowBase: originY, channels: channels, axis: axis,
+                        k: k, columns: columns, dst: dst, inputColumnBase: originX)
                 }
             }
-            middleStride = outRowBytes
-            middleColumnOffset = 0
-        } else {
-            middleStride = width * channels
-            middleColumnOffset = columns.lowerBound * channels
         }
-        return horizontalOut.withUnsafeBufferPointer { horizontal -> [UInt8] in
+        // The vertical pass reads either the horizontal output or the source window.
+        let middleStride = needHorizontal ? outRowBytes : srcStride
+        let middleFirstRow = needHorizontal ? sourceRows.lowerBound : originY
+        let middleColumnOffset = needHorizontal ? 0 : (columns.lowerBound - originX) * channels
+        horizontalOut.withUnsafeBufferPointer { horizontal in
             let middle = needHorizontal ? horizontal : src
-            let middleFirstRow = needHorizontal ? sourceRows.lowerBound : 0
-            var out = [UInt8](repeating: 0, count: outRowBytes * rows.count)
             out.withUnsafeMutableBufferPointer { dst in
                 if let vertical {
                     let fixed = vertical.fixedPoint()
@@ -174,12 +174,12 @@ enum Resampler {
                     }
                 }
             }
-            return out
         }
+        return out
     }
 
     private static func horizontalPass(
-        _ src: UnsafeBufferPointer<UInt8>, stride: Int, rows: Range<Int>, channels: Int, axis: ResampleAxis,
+        _ src: UnsafeBufferPointer<UInt8>, stride: Int, rows: Range<Int>, rowBase: Int, channels: Int, axis: ResampleAxis,
         k: UnsafeBufferPointer<Int32>, columns: Range<Int>, dst: UnsafeMutableBufferPointer<UInt8>,
         inputColumnBase: Int = 0
     ) {
@@ -190,7 +190,7 @@ enum Resampler {
         axis.first.withUnsafeBufferPointer { first in
             axis.count.withUnsafeBufferPointer { count in
                 for (r, y) in rows.enumerated() {
-                    let line = s + y * stride
+                    let line = s + (y - rowBase) * stride
                     var out = d + r * outRowBytes
                     for slot in 0..<columns.count {
                         let xmin = first[slot], n = count[slot]
