@@ -54,19 +54,22 @@ struct BenchPreprocessCommand: AsyncParsableCommand {
         let result = await Self.measure(
             preprocessor, inputs: usable, threads: threads, duration: Duration.seconds(seconds))
         let imagesPerSecond = Double(result.count) / result.elapsed
+        let cpuMilliseconds = 1000 * result.cpuSeconds / Double(result.count)
         if json {
             let object: [String: Any] = [
                 "images_per_second": imagesPerSecond, "images": result.count, "seconds": result.elapsed,
                 "threads": threads, "files": usable.count, "rejected": rejected.count, "size": size,
                 "resize_mode": resizeMode, "ms_per_image_per_thread": 1000 * result.elapsed * Double(threads) / Double(result.count),
+                "cpu_ms_per_image": cpuMilliseconds, "images_per_cpu_second": 1000 / cpuMilliseconds,
             ]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
             print("files: \(usable.count) (\(rejected.count) rejected), threads: \(threads), size: \(size), mode: \(resizeMode)")
             for line in rejected { print("  rejected \(line)") }
-            print(String(format: "%.1f images/s (%d images in %.2f s, %.3f ms/image/thread)",
-                imagesPerSecond, result.count, result.elapsed, 1000 * result.elapsed * Double(threads) / Double(result.count)))
+            print(String(format: "%.1f images/s (%d images in %.2f s, %.3f ms/image/thread); CPU %.3f ms/image = %.1f images/CPU-s",
+                imagesPerSecond, result.count, result.elapsed, 1000 * result.elapsed * Double(threads) / Double(result.count),
+                cpuMilliseconds, 1000 / cpuMilliseconds))
         }
     }
 
@@ -89,16 +92,17 @@ struct BenchPreprocessCommand: AsyncParsableCommand {
     /// Runs `threads` dedicated threads, each cycling through `inputs` until `duration` has passed.
     static func measure(
         _ preprocessor: ImagePreprocessor, inputs: [[UInt8]], threads: Int, duration: Duration
-    ) async -> (count: Int, elapsed: Double) {
+    ) async -> (count: Int, elapsed: Double, cpuSeconds: Double) {
         let clock = ContinuousClock()
         let start = clock.now
         let deadline = start.advanced(by: duration)
-        let counts = await withTaskGroup(of: Int.self) { group in
+        let totals = await withTaskGroup(of: (Int, Double).self) { group in
             for worker in 0..<threads {
                 group.addTask {
-                    await withCheckedContinuation { (continuation: CheckedContinuation<Int, Never>) in
+                    await withCheckedContinuation { (continuation: CheckedContinuation<(Int, Double), Never>) in
                         // Preprocessing blocks, so it runs on its own thread rather than the cooperative pool.
                         let thread = Thread {
+                            let cpuStart = Self.threadCPUSeconds()
                             var output = [Float](repeating: 0, count: preprocessor.outputCount)
                             var done = 0
                             var index = worker % inputs.count
@@ -111,17 +115,24 @@ struct BenchPreprocessCommand: AsyncParsableCommand {
                                 done += 1
                                 index = (index + 1) % inputs.count
                             }
-                            continuation.resume(returning: done)
+                            continuation.resume(returning: (done, Self.threadCPUSeconds() - cpuStart))
                         }
                         thread.start()
                     }
                 }
             }
-            var total = 0
-            for await count in group { total += count }
+            var total = (0, 0.0)
+            for await (count, cpu) in group { total = (total.0 + count, total.1 + cpu) }
             return total
         }
         let elapsed = start.duration(to: clock.now)
-        return (counts, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+        return (totals.0, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18, totals.1)
+    }
+
+    /// CPU time of the calling thread: on a shared machine, the fair single-thread comparison.
+    static func threadCPUSeconds() -> Double {
+        var spec = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &spec)
+        return Double(spec.tv_sec) + Double(spec.tv_nsec) * 1e-9
     }
 }
