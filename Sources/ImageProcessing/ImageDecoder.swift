@@ -41,13 +41,13 @@ public enum ImageDecoder {
 
     /// Decodes an array of encoded bytes.
     public static func decode(_ bytes: [UInt8], maxPixels: Int = 89_478_485) throws(ImageError) -> DecodedImage {
-        do {
-            return try bytes.withUnsafeBytes { try decode($0, maxPixels: maxPixels) }
-        } catch let error as ImageError {
-            throw error
-        } catch {
-            throw .corrupt(format: .jpeg, detail: "\(error)")  // unreachable: decode throws only ImageError
+        var result: Result<DecodedImage, ImageError> = .failure(.empty)
+        bytes.withUnsafeBytes { raw in
+            do throws(ImageError) { result = .success(try decode(raw, maxPixels: maxPixels)) } catch {
+                result = .failure(error)
+            }
         }
+        return try result.get()
     }
 
     static func checkSize(_ format: ImageFormat, _ width: Int, _ height: Int, _ maxPixels: Int) throws(ImageError) {

@@ -189,7 +189,44 @@ enum Resampler {
         guard let s = src.baseAddress, let d = dst.baseAddress, let kk = k.baseAddress else { return }
         axis.first.withUnsafeBufferPointer { first in
             axis.count.withUnsafeBufferPointer { count in
-                for (r, y) in rows.enumerated() {
+                var r = 0
+                if channels == 3 {
+                    // RGB, two rows at a time: each coefficient is loaded once for both (same sums, same order).
+                    while r + 1 < rows.count {
+                        let line0 = s + (rows.lowerBound + r - rowBase) * stride
+                        let line1 = line0 + stride
+                        var out0 = d + r * outRowBytes
+                        var out1 = out0 + outRowBytes
+                        for slot in 0..<columns.count {
+                            let n = count[slot]
+                            let w = kk + slot * ksize
+                            let offset = (first[slot] - inputColumnBase) * 3
+                            var p0 = line0 + offset, p1 = line1 + offset
+                            var a0 = bias, a1 = bias, a2 = bias, b0 = bias, b1 = bias, b2 = bias
+                            for t in 0..<n {
+                                let c = w[t]
+                                a0 &+= Int32(p0[0]) &* c
+                                a1 &+= Int32(p0[1]) &* c
+                                a2 &+= Int32(p0[2]) &* c
+                                b0 &+= Int32(p1[0]) &* c
+                                b1 &+= Int32(p1[1]) &* c
+                                b2 &+= Int32(p1[2]) &* c
+                                p0 += 3
+                                p1 += 3
+                            }
+                            out0[0] = clip8(a0)
+                            out0[1] = clip8(a1)
+                            out0[2] = clip8(a2)
+                            out1[0] = clip8(b0)
+                            out1[1] = clip8(b1)
+                            out1[2] = clip8(b2)
+                            out0 += 3
+                            out1 += 3
+                        }
+                        r += 2
+                    }
+                }
+                for (r, y) in rows.enumerated().dropFirst(r) {
                     let line = s + (y - rowBase) * stride
                     var out = d + r * outRowBytes
                     for slot in 0..<columns.count {
