@@ -1,4 +1,5 @@
 import Foundation
+import SafeTensors
 import InferenceCore
 import TestSupport
 
@@ -61,32 +62,17 @@ struct FixtureError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// F32 tensors of a safetensors file (header JSON, then little-endian data); enough for the expected outputs.
+/// The expected outputs of one fixture model, read through the project's own safetensors reader.
 struct ExpectedTensors {
-    private let data: Data
-    private let entries: [String: (shape: [Int], range: Range<Int>)]
+    private let file: SafeTensorsFile
 
     init(contentsOf url: URL) throws {
-        data = try Data(contentsOf: url)
-        guard data.count >= 8 else { throw FixtureError("\(url.lastPathComponent): shorter than 8 bytes") }
-        let headerLength = data.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
-        guard 8 + headerLength <= data.count,
-            let header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + headerLength))) as? [String: Any]
-        else { throw FixtureError("\(url.lastPathComponent): bad header") }
-        var entries: [String: (shape: [Int], range: Range<Int>)] = [:]
-        for (name, value) in header where name != "__metadata__" {
-            guard let info = value as? [String: Any], info["dtype"] as? String == "F32",
-                let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2
-            else { continue }
-            entries[name] = (shape, (8 + headerLength + offsets[0])..<(8 + headerLength + offsets[1]))
-        }
-        self.entries = entries
+        file = try SafeTensorsFile(url: url)
     }
 
-    func shape(_ name: String) -> [Int]? { entries[name]?.shape }
+    func shape(_ name: String) -> [Int]? { file.info(name)?.shape }
 
     func floats(_ name: String) throws -> [Float] {
-        guard let entry = entries[name] else { throw FixtureError("no F32 tensor \(name)") }
-        return data.subdata(in: entry.range).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        try file.tensor(name).floats()
     }
 }
