@@ -101,6 +101,7 @@ public final class EmbeddingRuntime<C: Clock>: Service, Sendable where C.Duratio
     private let batcher: Batcher<C>
     private let preprocessPool: BlockingThreadPool
     private let phase = Mutex(Phase.starting)
+    private let readyWaiters = Mutex<[CheckedContinuation<Readiness, Never>]?>([])
     private let clock: C
     private let logger: Logger
 
@@ -167,11 +168,13 @@ public final class EmbeddingRuntime<C: Clock>: Service, Sendable where C.Duratio
             if configuration.warmUp { try await warmUp() }
         } catch {
             phase.withLock { $0 = .failed(String(describing: error)) }
+            resumeReadyWaiters()
             logger.error("engine start failed: \(error)")
             await stopThreads()
             throw error
         }
         phase.withLock { if case .starting = $0 { $0 = .ready } }
+        resumeReadyWaiters()
         logger.info("ready: \(workers.count) context(s) on \(engine.deviceDescription)")
         await withGracefulShutdownHandler {
             await batcher.runTimers()
@@ -183,7 +186,29 @@ public final class EmbeddingRuntime<C: Clock>: Service, Sendable where C.Duratio
         batcher.failAll(.shuttingDown)
         await stopThreads()
         phase.withLock { $0 = .stopped }
+        resumeReadyWaiters()
         logger.info("runtime stopped")
+    }
+
+    /// Returns once start-up has finished, with the readiness it ended in.
+    public func startupFinished() async -> Readiness {
+        await withCheckedContinuation { continuation in
+            let waiting = readyWaiters.withLock { waiters -> Bool in
+                guard waiters != nil else { return false }
+                waiters?.append(continuation)
+                return true
+            }
+            if !waiting { continuation.resume(returning: readiness) }
+        }
+    }
+
+    private func resumeReadyWaiters() {
+        let waiters = readyWaiters.withLock { waiters in
+            defer { waiters = nil }
+            return waiters ?? []
+        }
+        let state = readiness
+        for waiter in waiters { waiter.resume(returning: state) }
     }
 
     /// Decodes and preprocesses `images` on the preprocessing pool, then embeds them through the batcher.
