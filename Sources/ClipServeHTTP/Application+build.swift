@@ -42,7 +42,8 @@ enum Routes {
 /// (the runtime shuts down after the HTTP server has stopped accepting and answered what it accepted).
 public func buildApplication<C: Clock>(
     runtime: EmbeddingRuntime<C>, configuration: HTTPConfiguration,
-    registry: PrometheusCollectorRegistry, logger: Logger = Logger(label: "clipserve.http")
+    registry: PrometheusCollectorRegistry, logger: Logger = Logger(label: "clipserve.http"),
+    onServerRunning: @escaping @Sendable (_ port: Int?) async -> Void = { _ in }
 ) -> some ApplicationProtocol where C.Duration == Duration {
     let router = Router(context: BasicRequestContext.self)
     router.middlewares.add(ServingMiddleware(metrics: runtime.metrics, logger: logger))
@@ -72,7 +73,22 @@ public func buildApplication<C: Clock>(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "clipserve"),
         services: [runtime],
+        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port) },
         logger: logger)
+}
+
+/// A Prometheus registry and the runtime metrics that write into it, for `/metrics`.
+public struct ServerMetrics: Sendable {
+    /// What `/metrics` serves.
+    public let registry: PrometheusCollectorRegistry
+    /// The runtime's and the HTTP layer's metrics, registered in `registry`.
+    public let runtime: RuntimeMetrics
+
+    /// A fresh registry (not the process-global one, so several servers can live in one process).
+    public init() {
+        registry = PrometheusCollectorRegistry()
+        runtime = RuntimeMetrics(factory: PrometheusMetricsFactory(registry: registry))
+    }
 }
 
 /// The request handlers, shared by the three API families.
