@@ -135,7 +135,8 @@ enum ImageString {
             throw APIError.badRequest("input \(index): image URLs are not fetched; send base64 or a data URI")
         }
         guard let bytes = Base64.decode(payload) else {
-            throw APIError.badRequest("input \(index): invalid base64")
+            throw APIError.badRequest(
+                "input \(index): invalid base64; images are sent as base64 or data:image/...;base64, URIs (text is not embedded)")
         }
         guard !bytes.isEmpty else { throw APIError.badRequest("input \(index): empty image") }
         return bytes
