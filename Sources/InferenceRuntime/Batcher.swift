@@ -1,5 +1,3 @@
-import Synchronization
-
 /// Embeddings of one request and where its time went.
 public struct BatchedEmbeddings: Sendable {
     /// `count × embedDim` floats in request order.
@@ -42,7 +40,7 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
         case drained
     }
 
-    private let state: Mutex<State>
+    private let state: Locked<State>
     private let clock: C
     private let workers: [InferenceWorker]
     private let pixelsPerImage: Int
@@ -56,7 +54,7 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
         configuration: Machine.Configuration, workers: [InferenceWorker], pixelsPerImage: Int, embedDim: Int,
         normalize: Bool, clock: C, metrics: RuntimeMetrics
     ) {
-        state = Mutex(State(machine: Machine(configuration: configuration, workers: workers.map(\.priority))))
+        state = Locked(State(machine: Machine(configuration: configuration, workers: workers.map(\.priority))))
         self.clock = clock
         self.workers = workers
         self.pixelsPerImage = pixelsPerImage

@@ -1,7 +1,6 @@
 import InferenceCore
 import Logging
 import ServiceLifecycle
-import Synchronization
 
 /// Limits and sizes of the runtime.
 public struct RuntimeConfiguration: Sendable, Hashable {
@@ -100,8 +99,8 @@ public final class EmbeddingRuntime<C: Clock>: Service, Sendable where C.Duratio
     private let workers: [InferenceWorker]
     private let batcher: Batcher<C>
     private let preprocessPool: BlockingThreadPool
-    private let phase = Mutex(Phase.starting)
-    private let readyWaiters = Mutex<[CheckedContinuation<Readiness, Never>]?>([])
+    private let phase = Locked(Phase.starting)
+    private let readyWaiters = Locked<[CheckedContinuation<Readiness, Never>]?>([])
     private let clock: C
     private let logger: Logger
 

@@ -13,7 +13,7 @@ import Testing
 /// The CPU engine behind a gate: while closed, every batch (the warm-up included) blocks its worker thread.
 final class GatedEngine: EmbeddingEngine, Sendable {
     let inner: CPUEngine
-    let isOpen = Mutex(false)
+    let isOpen = Locked(false)
     let condition = NSCondition()
     let waiting = Atomic<Int>(0)
 

@@ -13,7 +13,7 @@ final class FakeEngine: EmbeddingEngine, Sendable {
     let gate = Gate()
     let failNext = Atomic<Bool>(false)
     /// First pixel of every image, batch by batch, in the order the batches ran.
-    let batches = Mutex<[[Float]]>([])
+    let batches = Locked<[[Float]]>([])
 
     func makeContext(_ configuration: ExecutionContextConfiguration) throws -> any ExecutionContext {
         FakeContext(engine: self, maxBatchSize: configuration.maxBatchSize)
@@ -61,7 +61,7 @@ final class FakeContext: ExecutionContext {
 
 /// Blocks the engine's worker threads while closed (a real blocking wait: they are dedicated threads).
 final class Gate: Sendable {
-    private let state = Mutex(true)
+    private let state = Locked(true)
     private let condition = NSCondition()
     /// Threads currently waiting at the gate.
     let waiting = Atomic<Int>(0)

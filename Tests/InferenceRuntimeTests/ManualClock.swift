@@ -1,4 +1,4 @@
-import Synchronization
+import InferenceRuntime
 
 /// A clock that moves only when a test calls `advance(by:)`; sleepers wake when their instant is reached.
 final class ManualClock: Clock, Sendable {
@@ -21,7 +21,7 @@ final class ManualClock: Clock, Sendable {
         var nextID = 0
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     var now: Instant { state.withLock { $0.now } }
     var minimumResolution: Duration { .zero }
