@@ -4,7 +4,9 @@
 
 The tower is built by open_clip with its own random initialisation (no download). Both peers get the same thread
 count, random pixels, warm-up batches, then timed batches for --seconds; batch latency percentiles are nearest-rank,
-as in clipserve. One JSON line per (peer, batch size) with --json.
+as in clipserve. One JSON line per (peer, batch size) with --json, with
+images/s, p50/p99 batch latency and CPU ms per image (process CPU time over all threads, which measures the work
+better than wall time on a shared machine).
 
 Example: scripts/bench_cpu_peers.py --model ViT-B-32 --batch-sizes 1,8 --threads 2 --seconds 20 --json
 """
@@ -25,6 +27,7 @@ def parse_args():
     p.add_argument("--seconds", type=float, default=10.0, help="timed seconds per (peer, batch size)")
     p.add_argument("--warmup", type=int, default=3, help="untimed batches first")
     p.add_argument("--peers", default="torch,onnxruntime", help="which peers to run (torch, onnxruntime)")
+    p.add_argument("--ort-no-spin", action="store_true", help="stop ONNX Runtime's workers spinning between ops")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     return p.parse_args()
 
@@ -36,30 +39,35 @@ def percentile(samples, q):
 
 
 def time_batches(run, warmup, seconds):
+    """Per-batch wall seconds, and the process CPU seconds (all threads) the timed batches used."""
     for _ in range(warmup):
         run()
     samples = []
+    cpu_start = time.process_time()
     start = time.perf_counter()
     while not samples or time.perf_counter() - start < seconds:
         t0 = time.perf_counter()
         run()
         samples.append(time.perf_counter() - t0)
-    return samples
+    return samples, time.process_time() - cpu_start
 
 
-def report(args, peer, version, batch, samples, extra, flops_per_image):
+def report(args, peer, version, batch, timing, extra, flops_per_image):
+    samples, cpu_seconds = timing
     ips = batch * len(samples) / sum(samples)
     row = {
         "peer": peer, "version": version, "model": args.model, "batch_size": batch, "threads": args.threads,
         "precision": "fp32", "images_per_second": ips, "p50_ms": percentile(samples, 0.5) * 1000,
         "p99_ms": percentile(samples, 0.99) * 1000, "batches": len(samples), "seconds": sum(samples),
-        "gflops_per_second": ips * flops_per_image / 1e9, **extra,
+        "gflops_per_second": ips * flops_per_image / 1e9,
+        "cpu_ms_per_image": cpu_seconds / (batch * len(samples)) * 1000, **extra,
     }
     if args.json:
         print(json.dumps(row, sort_keys=True), flush=True)
     else:
         print(f"{peer} {version} batch {batch}: {ips:.2f} images/s, p50 {row['p50_ms']:.1f} ms, "
-              f"p99 {row['p99_ms']:.1f} ms ({len(samples)} batches, {args.threads} threads)", flush=True)
+              f"p99 {row['p99_ms']:.1f} ms, {row['cpu_ms_per_image']:.1f} CPU ms/image "
+              f"({len(samples)} batches, {args.threads} threads)", flush=True)
 
 
 def main():
@@ -98,8 +106,8 @@ def main():
         for b in batches:
             x = inputs[b]
             with torch.inference_mode():
-                samples = time_batches(lambda: visual(x), args.warmup, args.seconds)
-            report(args, "torch", torch.__version__, b, samples, {"mode": "eager"}, flops)
+                timing = time_batches(lambda: visual(x), args.warmup, args.seconds)
+            report(args, "torch", torch.__version__, b, timing, {"mode": "eager"}, flops)
 
     if "onnxruntime" in peers:
         import numpy as np
@@ -124,14 +132,18 @@ def main():
             options.inter_op_num_threads = 1
             options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            # ORT's workers spin between ops by default: good for wall time on an idle machine, but the spinning
+            # counts as CPU time; --ort-no-spin turns it off.
+            spinning = not args.ort_no_spin
+            options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
             session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
             for b in batches:
                 feed = {"pixels": inputs[b].numpy()}
                 got = session.run(None, feed)[0]
                 diff = float(np.abs(got - reference[b]).max())
-                samples = time_batches(lambda: session.run(None, feed), args.warmup, args.seconds)
-                report(args, "onnxruntime", ort.__version__, b, samples,
-                       {"exporter": exporter, "max_abs_diff_vs_torch": diff}, flops)
+                timing = time_batches(lambda: session.run(None, feed), args.warmup, args.seconds)
+                report(args, "onnxruntime", ort.__version__, b, timing,
+                       {"exporter": exporter, "max_abs_diff_vs_torch": diff, "spinning": spinning}, flops)
 
 
 if __name__ == "__main__":

@@ -89,12 +89,34 @@ int cic_jpeg_start(cic_jpeg *jpeg, int out_color_space, int *output_components) 
     return 0;
 }
 
+int cic_jpeg_crop(cic_jpeg *jpeg, int *x, int *width) {
+    if (setjmp(jpeg->jump)) {
+        return -1;
+    }
+    JDIMENSION offset = (JDIMENSION)*x, span = (JDIMENSION)*width;
+    jpeg_crop_scanline(&jpeg->cinfo, &offset, &span);
+    *x = (int)offset;
+    *width = (int)span;
+    return 0;
+}
+
+int cic_jpeg_skip_scanlines(cic_jpeg *jpeg, int rows) {
+    if (setjmp(jpeg->jump)) {
+        return -1;
+    }
+    if (rows > 0 && jpeg_skip_scanlines(&jpeg->cinfo, (JDIMENSION)rows) != (JDIMENSION)rows) {
+        strncpy(jpeg->message, "libjpeg skipped fewer scanlines than asked", sizeof(jpeg->message) - 1);
+        return -1;
+    }
+    return 0;
+}
+
 int cic_jpeg_read_scanlines(cic_jpeg *jpeg, unsigned char *dst, size_t stride, int rows) {
     if (setjmp(jpeg->jump)) {
         return -1;
     }
-    while ((int)jpeg->cinfo.output_scanline < rows) {
-        JSAMPROW row = dst + (size_t)jpeg->cinfo.output_scanline * stride;
+    for (int i = 0; i < rows; i++) {
+        JSAMPROW row = dst + (size_t)i * stride;
         if (jpeg_read_scanlines(&jpeg->cinfo, &row, 1) != 1) {
             strncpy(jpeg->message, "libjpeg returned no scanline", sizeof(jpeg->message) - 1);
             return -1;

@@ -88,9 +88,16 @@ extension CLIPModelLoader {
     /// The tower spec from an open_clip model config; anything clipserve does not implement is an error.
     static func openCLIPSpec(_ model: ConfigObject) throws -> VisionTowerSpec {
         let file = model.file
-        for key in ["custom_text", "init_logit_bias", "multimodal_cfg"] where model.has(key) {
-            let what = key == "multimodal_cfg" ? "CoCa (multimodal_cfg)" : "SigLIP/custom-text models (\(key))"
-            throw ModelLoadError.unsupportedFeature(file: file, feature: what)
+        if model.has("multimodal_cfg") {
+            throw ModelLoadError.unsupportedFeature(file: file, feature: "CoCa (multimodal_cfg)")
+        }
+        if model.has("init_logit_bias") {
+            throw ModelLoadError.unsupportedFeature(file: file, feature: "SigLIP (init_logit_bias)")
+        }
+        // Refused as the SigLIP family's marker. CustomTextCLIP models with a plain ViT tower (mt5, xlm-roberta,
+        // nllb) keep the same `visual.*` names and could load, but none is tested.
+        if try model.bool("custom_text") == true {
+            throw ModelLoadError.unsupportedFeature(file: file, feature: "custom_text models (custom_text = true)")
         }
         guard let vision = try model.object("vision_cfg") else { throw model.error("vision_cfg", "is missing") }
         for key in vision.unknownKeys(Set(visionDefaults.keys).union(visionIgnored)) {

@@ -12,7 +12,7 @@ public enum SyntheticWeights {
     private static let chunkSize = 1 << 18
 
     private enum Distribution {
-        /// Approximately normal(0, std) (Irwin–Hall of four uniforms).
+        /// Approximately normal(0, std) (Irwin–Hall sum of four 16-bit uniforms).
         case normal(Float)
         /// Uniform in [center − spread, center + spread].
         case uniform(center: Float, spread: Float)
@@ -60,22 +60,21 @@ public enum SyntheticWeights {
         for (index, segment) in segments.enumerated() {
             for chunk in 0..<((segment.count + chunkSize - 1) / chunkSize) { jobs.append((index, chunk)) }
         }
-        let storage = FloatStorage(count: total) { buffer in
-            nonisolated(unsafe) let base = buffer.baseAddress!
-            let segments = segments, jobs = jobs
-            DispatchQueue.concurrentPerform(iterations: jobs.count) { j in
-                let (index, chunk) = jobs[j]
-                let segment = segments[index]
-                let start = chunk * chunkSize
-                let count = min(chunkSize, segment.count - start)
-                fill(base + segment.offset + start, count: count, distribution: segment.distribution,
-                     seed: seed ^ (UInt64(index) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(chunk) &* 0xD1B5_4A32_D192_ED03))
-            }
+        // Not FloatStorage: its zero-fill would touch every page once more on one thread before the parallel fill.
+        let storage = ByteStorage(uninitializedCount: total * MemoryLayout<Float>.size)
+        nonisolated(unsafe) let base = storage.bytes.baseAddress!.bindMemory(to: Float.self, capacity: total)
+        let frozenSegments = segments, frozenJobs = jobs
+        DispatchQueue.concurrentPerform(iterations: jobs.count) { j in
+            let (index, chunk) = frozenJobs[j]
+            let segment = frozenSegments[index]
+            let start = chunk * chunkSize
+            let count = min(chunkSize, segment.count - start)
+            fill(base + segment.offset + start, count: count, distribution: segment.distribution,
+                 seed: seed ^ (UInt64(index) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(chunk) &* 0xD1B5_4A32_D192_ED03))
         }
         func tensor(_ index: Int) -> TensorData {
             let segment = segments[index]
-            let bytes = UnsafeRawBufferPointer(
-                start: storage.pointer.baseAddress! + segment.offset, count: segment.count * MemoryLayout<Float>.size)
+            let bytes = UnsafeRawBufferPointer(start: base + segment.offset, count: segment.count * MemoryLayout<Float>.size)
             return TensorData(dtype: .f32, shape: segment.shape, bytes: bytes, owner: storage)
         }
         return VisionWeights(
@@ -99,15 +98,14 @@ public enum SyntheticWeights {
             z = (z ^ (z &>> 27)) &* 0x94D0_49BB_1331_11EB
             return z ^ (z &>> 31)
         }
-        let unit: Float = 1.0 / 4_294_967_296.0
         switch distribution {
         case let .normal(std):
-            // Sum of four U(0,1) has mean 2 and variance 1/3.
-            let scale = std * Float(3).squareRoot()
+            // Four 16-bit uniforms from one draw: their sum has mean 2 and variance ≈ 1/3.
+            let scale = std * Float(3).squareRoot() / 65_536
             for i in 0..<count {
-                let a = next(), b = next()
-                let sum = Float(a & 0xFFFF_FFFF) + Float(a &>> 32) + Float(b & 0xFFFF_FFFF) + Float(b &>> 32)
-                out[i] = (sum * unit - 2) * scale
+                let r = next()
+                let sum = (r & 0xFFFF) + ((r &>> 16) & 0xFFFF) + ((r &>> 32) & 0xFFFF) + (r &>> 48)
+                out[i] = (Float(sum) - 131_070) * scale
             }
         case let .uniform(center, spread):
             for i in 0..<count {

@@ -4,27 +4,50 @@ import CImageCodecs
 public enum ImageDecoder {
     /// Decodes `bytes`, refusing images over `maxPixels` from their header, before allocating pixels.
     public static func decode(_ bytes: UnsafeRawBufferPointer, maxPixels: Int = 89_478_485) throws(ImageError) -> DecodedImage {
+        try decodeWindow(bytes, maxPixels: maxPixels, request: nil).image
+    }
+
+    /// Part of an image: `image` holds the pixels of columns `x..<x + image.width` and rows `y..<y + image.height`
+    /// of a `fullWidth x fullHeight` image.
+    struct Window {
+        var image: DecodedImage
+        var x = 0
+        var y = 0
+        var fullWidth: Int
+        var fullHeight: Int
+    }
+
+    /// Given the full size, the source columns and rows the caller will read (nil: all of them).
+    typealias WindowRequest = (_ width: Int, _ height: Int) -> (columns: Range<Int>, rows: Range<Int>)?
+
+    /// Decodes at least the requested window. JPEG skips the colour conversion and inverse DCT of the rest (it still
+    /// reads all of the data, so truncation is detected as before); PNG and WebP decode everything.
+    static func decodeWindow(
+        _ bytes: UnsafeRawBufferPointer, maxPixels: Int, request: WindowRequest?
+    ) throws(ImageError) -> Window {
         guard bytes.count > 0, let base = bytes.baseAddress else { throw .empty }
         guard let format = ImageFormat.sniff(bytes) else {
             throw .unknownFormat(prefix: Array(bytes.prefix(8)))
         }
         let data = base.assumingMemoryBound(to: UInt8.self)
+        let image: DecodedImage
         switch format {
-        case .jpeg: return try decodeJPEG(data, count: bytes.count, maxPixels: maxPixels)
-        case .png: return try decodePNG(data, count: bytes.count, maxPixels: maxPixels)
-        case .webp: return try decodeWebP(data, count: bytes.count, maxPixels: maxPixels)
+        case .jpeg: return try decodeJPEG(data, count: bytes.count, maxPixels: maxPixels, request: request)
+        case .png: image = try decodePNG(data, count: bytes.count, maxPixels: maxPixels)
+        case .webp: image = try decodeWebP(data, count: bytes.count, maxPixels: maxPixels)
         }
+        return Window(image: image, fullWidth: image.width, fullHeight: image.height)
     }
 
     /// Decodes an array of encoded bytes.
     public static func decode(_ bytes: [UInt8], maxPixels: Int = 89_478_485) throws(ImageError) -> DecodedImage {
-        do {
-            return try bytes.withUnsafeBytes { try decode($0, maxPixels: maxPixels) }
-        } catch let error as ImageError {
-            throw error
-        } catch {
-            throw .corrupt(format: .jpeg, detail: "\(error)")  // unreachable: decode throws only ImageError
+        var result: Result<DecodedImage, ImageError> = .failure(.empty)
+        bytes.withUnsafeBytes { raw in
+            do throws(ImageError) { result = .success(try decode(raw, maxPixels: maxPixels)) } catch {
+                result = .failure(error)
+            }
         }
+        return try result.get()
     }
 
     static func checkSize(_ format: ImageFormat, _ width: Int, _ height: Int, _ maxPixels: Int) throws(ImageError) {
@@ -37,7 +60,9 @@ public enum ImageDecoder {
 
     // MARK: JPEG
 
-    private static func decodeJPEG(_ data: UnsafePointer<UInt8>, count: Int, maxPixels: Int) throws(ImageError) -> DecodedImage {
+    private static func decodeJPEG(
+        _ data: UnsafePointer<UInt8>, count: Int, maxPixels: Int, request: WindowRequest?
+    ) throws(ImageError) -> Window {
         guard let jpeg = cic_jpeg_create(data, count) else {
             throw .corrupt(format: .jpeg, detail: "libjpeg could not allocate a decompressor")
         }
@@ -72,11 +97,30 @@ public enum ImageDecoder {
         guard Int(outComponents) == mode.bytesPerPixel else {
             throw .unsupported(format: .jpeg, detail: "libjpeg gave \(outComponents) components for mode \(mode.rawValue)")
         }
-        let w = Int(width), h = Int(height), stride = w * mode.bytesPerPixel
-        var pixels = [UInt8](repeating: 0, count: stride * h)
-        let status = pixels.withUnsafeMutableBufferPointer { cic_jpeg_read_scanlines(jpeg, $0.baseAddress, stride, height) }
+        let w = Int(width), h = Int(height)
+        // The window, with one iMCU (16 pixels) of margin so that fancy upsampling at its edges sees real neighbours;
+        // libjpeg aligns the column span further to iMCU boundaries.
+        var x0: Int32 = 0, windowWidth = width, y0 = 0, y1 = h
+        if let (columns, rows) = request?(w, h), !columns.isEmpty, !rows.isEmpty {
+            let margin = 16
+            let left = max(0, columns.lowerBound - margin), right = min(w, columns.upperBound + margin)
+            if right - left < w {
+                x0 = Int32(left)
+                windowWidth = Int32(right - left)
+                guard cic_jpeg_crop(jpeg, &x0, &windowWidth) == 0 else { throw failure("cropping scanlines") }
+            }
+            y0 = max(0, rows.lowerBound - margin)
+            y1 = min(h, rows.upperBound + margin)
+        }
+        let stride = Int(windowWidth) * mode.bytesPerPixel
+        var pixels = [UInt8](repeating: 0, count: stride * (y1 - y0))
+        guard cic_jpeg_skip_scanlines(jpeg, Int32(y0)) == 0 else { throw failure("skipping scanlines") }
+        let status = pixels.withUnsafeMutableBufferPointer {
+            cic_jpeg_read_scanlines(jpeg, $0.baseAddress, stride, Int32(y1 - y0))
+        }
         guard status == 0 else { throw failure("decoding scanlines") }
-        // Pillow's suspending source reports running out of data before the last scanline as a truncated file.
+        // Read through the remaining rows too: Pillow refuses a file that ends before its last scanline.
+        guard cic_jpeg_skip_scanlines(jpeg, Int32(h - y1)) == 0 else { throw failure("skipping scanlines") }
         if cic_jpeg_hit_eof(jpeg) != 0 { throw failure("decoding scanlines") }
         if mode == .CMYK {
             // Pillow's rawmode CMYK;I: assume Adobe polarity and invert every channel.
@@ -84,12 +128,19 @@ public enum ImageDecoder {
                 for i in buffer.indices { buffer[i] = 255 &- buffer[i] }
             }
         }
-        return DecodedImage(width: w, height: h, mode: mode, pixels: pixels)
+        return Window(
+            image: DecodedImage(width: Int(windowWidth), height: y1 - y0, mode: mode, pixels: pixels),
+            x: Int(x0), y: y0, fullWidth: w, fullHeight: h)
     }
 
     // MARK: PNG
 
     private static func decodePNG(_ data: UnsafePointer<UInt8>, count: Int, maxPixels: Int) throws(ImageError) -> DecodedImage {
+        // Read IHDR's size ourselves first: libpng reports zero or huge sizes as generic errors.
+        if count >= 24, data[12] == 0x49, data[13] == 0x48, data[14] == 0x44, data[15] == 0x52 {
+            func be(_ i: Int) -> Int { Int(data[i]) << 24 | Int(data[i + 1]) << 16 | Int(data[i + 2]) << 8 | Int(data[i + 3]) }
+            try checkSize(.png, be(16), be(20), maxPixels)
+        }
         guard let png = cic_png_create(data, count) else {
             throw .corrupt(format: .png, detail: "libpng could not allocate a reader")
         }

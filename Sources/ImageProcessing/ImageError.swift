@@ -14,6 +14,8 @@ public enum ImageError: Error, Sendable, Hashable, CustomStringConvertible {
     case zeroSize(format: ImageFormat, width: Int, height: Int)
     /// The header declares more pixels than allowed; refused before any pixel memory is allocated.
     case tooLarge(format: ImageFormat, width: Int, height: Int, limit: Int)
+    /// Fitting the image to the square would make a side zero pixels long (Pillow raises for this too).
+    case degenerateResize(width: Int, height: Int, resizedWidth: Int, resizedHeight: Int)
     /// The caller's output buffer has the wrong number of floats.
     case outputSize(expected: Int, got: Int)
     /// The preprocessing configuration cannot be honoured.
@@ -35,7 +37,11 @@ public enum ImageError: Error, Sendable, Hashable, CustomStringConvertible {
         case .zeroSize(let format, let width, let height):
             return "\(format) image has zero size (\(width)x\(height))"
         case .tooLarge(let format, let width, let height, let limit):
-            return "\(format) image is \(width)x\(height) = \(width * height) pixels, over the limit of \(limit)"
+            let (pixels, overflow) = width.multipliedReportingOverflow(by: height)
+            let count = overflow ? "more than \(Int.max)" : "\(pixels)"
+            return "\(format) image is \(width)x\(height) = \(count) pixels, over the limit of \(limit)"
+        case .degenerateResize(let width, let height, let resizedWidth, let resizedHeight):
+            return "a \(width)x\(height) image would be resized to \(resizedWidth)x\(resizedHeight); both sides must be at least 1"
         case .outputSize(let expected, let got):
             return "output buffer holds \(got) floats, preprocessing writes \(expected)"
         case .invalidConfig(let detail):

@@ -13,6 +13,13 @@ public struct ImagePreprocessor: Sendable {
         public var left: Int
         /// Row of the resized image at output row 0; negative when the image is padded.
         public var top: Int
+
+        public init(resizedWidth: Int, resizedHeight: Int, left: Int, top: Int) {
+            self.resizedWidth = resizedWidth
+            self.resizedHeight = resizedHeight
+            self.left = left
+            self.top = top
+        }
     }
 
     /// The configuration this preprocessor reproduces.
@@ -42,7 +49,7 @@ public struct ImagePreprocessor: Sendable {
     /// Decodes and preprocesses `bytes`, writing `3 * S * S` normalised floats (channel-major) into `output`.
     public func process(_ bytes: UnsafeRawBufferPointer, into output: UnsafeMutableBufferPointer<Float>) throws(ImageError) {
         guard output.count == outputCount else { throw .outputSize(expected: outputCount, got: output.count) }
-        let planes = try pixels(ImageDecoder.decode(bytes, maxPixels: maxPixels))
+        let planes = try render(decodeWindow(bytes))
         let plane = config.size * config.size
         planes.withUnsafeBufferPointer { src in
             table.withUnsafeBufferPointer { lut in
@@ -70,24 +77,59 @@ public struct ImagePreprocessor: Sendable {
 
     /// The `[3, S, S]` RGB bytes before ToTensor's division by 255, for parity tests.
     public func unnormalizedPixels(_ bytes: [UInt8]) throws(ImageError) -> [UInt8] {
-        var result: Result<DecodedImage, ImageError> = .failure(.empty)
+        var result: Result<ImageDecoder.Window, ImageError> = .failure(.empty)
         bytes.withUnsafeBytes { raw in
-            do throws(ImageError) { result = .success(try ImageDecoder.decode(raw, maxPixels: maxPixels)) } catch {
-                result = .failure(error)
-            }
+            do throws(ImageError) { result = .success(try decodeWindow(raw)) } catch { result = .failure(error) }
         }
-        return try pixels(result.get())
+        return try render(result.get())
     }
 
     /// Resize, crop or pad, and convert a decoded image to `[3, S, S]` RGB bytes.
     public func pixels(_ decoded: DecodedImage) throws(ImageError) -> [UInt8] {
-        try validate()
-        let image = config.pipeline == .huggingFace ? PixelConversion.huggingFaceRGB(decoded) : decoded
+        try render(ImageDecoder.Window(image: decoded, fullWidth: decoded.width, fullHeight: decoded.height))
+    }
+
+    /// Decodes only the part of the image the output depends on (JPEG), found from the header's size.
+    private func decodeWindow(_ bytes: UnsafeRawBufferPointer) throws(ImageError) -> ImageDecoder.Window {
+        try ImageDecoder.decodeWindow(bytes, maxPixels: maxPixels) { width, height in
+            sourceSpan(width: width, height: height)
+        }
+    }
+
+    /// The output square's columns and rows in the resized image (empty parts are padding).
+    private func outputSpan(_ g: Geometry) -> (columns: Range<Int>, rows: Range<Int>) {
         let size = config.size
-        let g = geometry(width: image.width, height: image.height)
-        let columns = max(0, g.left)..<max(max(0, g.left), min(g.resizedWidth, g.left + size))
-        let rows = max(0, g.top)..<max(max(0, g.top), min(g.resizedHeight, g.top + size))
-        let region = resizedRegion(image, g, columns: columns, rows: rows)
+        let left = max(0, g.left), top = max(0, g.top)
+        return (left..<max(left, min(g.resizedWidth, g.left + size)), top..<max(top, min(g.resizedHeight, g.top + size)))
+    }
+
+    /// The source columns and rows the output reads, or nil when the whole image is needed or nothing can be said.
+    func sourceSpan(width: Int, height: Int) -> (columns: Range<Int>, rows: Range<Int>)? {
+        guard (try? validate()) != nil else { return nil }
+        let g = geometry(width: width, height: height)
+        guard g.resizedWidth >= 1, g.resizedHeight >= 1 else { return nil }
+        let (columns, rows) = outputSpan(g)
+        guard !columns.isEmpty, !rows.isEmpty else { return nil }
+        if g.resizedWidth == width && g.resizedHeight == height { return (columns, rows) }
+        let sourceColumns = g.resizedWidth == width
+            ? columns : ResampleAxis(inSize: width, outSize: g.resizedWidth, outputs: columns).inputSpan
+        let sourceRows = g.resizedHeight == height
+            ? rows : ResampleAxis(inSize: height, outSize: g.resizedHeight, outputs: rows).inputSpan
+        return (sourceColumns, sourceRows)
+    }
+
+    private func render(_ window: ImageDecoder.Window) throws(ImageError) -> [UInt8] {
+        try validate()
+        let image = config.pipeline == .huggingFace ? PixelConversion.huggingFaceRGB(window.image) : window.image
+        let size = config.size
+        let fullWidth = window.fullWidth, fullHeight = window.fullHeight
+        let g = geometry(width: fullWidth, height: fullHeight)
+        guard g.resizedWidth >= 1, g.resizedHeight >= 1 else {
+            throw .degenerateResize(
+                width: fullWidth, height: fullHeight, resizedWidth: g.resizedWidth, resizedHeight: g.resizedHeight)
+        }
+        let (columns, rows) = outputSpan(g)
+        let region = resizedRegion(window, image, g, columns: columns, rows: rows)
 
         var planes = [UInt8](repeating: 0, count: 3 * size * size)
         planes.withUnsafeMutableBufferPointer { out in
@@ -168,9 +210,13 @@ public struct ImagePreprocessor: Sendable {
     }
 
     /// The resized image's pixels in `columns x rows`, in the image's own mode (Pillow resizes before converting).
-    private func resizedRegion(_ image: DecodedImage, _ g: Geometry, columns: Range<Int>, rows: Range<Int>) -> [UInt8] {
+    /// `image` is `window.image`, possibly converted to RGB; it covers the window's part of the source.
+    private func resizedRegion(
+        _ window: ImageDecoder.Window, _ image: DecodedImage, _ g: Geometry, columns: Range<Int>, rows: Range<Int>
+    ) -> [UInt8] {
         let bpp = image.mode.bytesPerPixel
-        let w = image.width, h = image.height
+        let w = window.fullWidth, h = window.fullHeight
+        let ox = window.x, oy = window.y, stride = image.width * bpp
         if columns.isEmpty || rows.isEmpty { return [] }
         if g.resizedWidth == w && g.resizedHeight == h {
             // torchvision skips the resize when the size already matches.
@@ -179,7 +225,7 @@ public struct ImagePreprocessor: Sendable {
             image.pixels.withUnsafeBufferPointer { src in
                 out.withUnsafeMutableBufferPointer { dst in
                     for (r, y) in rows.enumerated() {
-                        let from = (y * w + columns.lowerBound) * bpp
+                        let from = (y - oy) * stride + (columns.lowerBound - ox) * bpp
                         for b in 0..<rowBytes { dst[r * rowBytes + b] = src[from + b] }
                     }
                 }
@@ -194,7 +240,7 @@ public struct ImagePreprocessor: Sendable {
             var out = [UInt8](repeating: 0, count: columns.count * rows.count)
             image.pixels.withUnsafeBufferPointer { src in
                 for (r, y) in ys.enumerated() {
-                    for (c, x) in xs.enumerated() { out[r * columns.count + c] = src[y * w + x] }
+                    for (c, x) in xs.enumerated() { out[r * columns.count + c] = src[(y - oy) * stride + x - ox] }
                 }
             }
             return out
@@ -202,7 +248,7 @@ public struct ImagePreprocessor: Sendable {
             return image.pixels.withUnsafeBufferPointer { src in
                 Resampler.resample8(
                     src, width: w, height: h, channels: bpp, outWidth: g.resizedWidth, outHeight: g.resizedHeight,
-                    columns: columns, rows: rows)
+                    columns: columns, rows: rows, originX: ox, originY: oy, stride: stride)
             }
         case .LA, .RGBA:
             // Image.resize converts LA/RGBA to La/RGBa, resizes, and converts back.
@@ -210,11 +256,12 @@ public struct ImagePreprocessor: Sendable {
             var out = premultiplied.withUnsafeBufferPointer { src in
                 Resampler.resample8(
                     src, width: w, height: h, channels: bpp, outWidth: g.resizedWidth, outHeight: g.resizedHeight,
-                    columns: columns, rows: rows)
+                    columns: columns, rows: rows, originX: ox, originY: oy, stride: stride)
             }
             PixelConversion.unpremultiply(&out, channels: bpp)
             return out
         case .I16:
+            // Only JPEG decodes windows, so 16-bit gray (PNG) always covers the whole image here.
             var values = [UInt16](repeating: 0, count: w * h)
             image.pixels.withUnsafeBufferPointer { src in
                 for i in 0..<(w * h) { values[i] = UInt16(src[2 * i]) | UInt16(src[2 * i + 1]) << 8 }

@@ -53,37 +53,39 @@ enum PixelConversion {
     ) {
         let plane = plane ?? size * size
         let bpp = image.mode.bytesPerPixel
-        image.palette.withUnsafeBufferPointer { palette in
+        guard let src = region.baseAddress, let dst = out.baseAddress, width > 0, height > 0 else { return }
+
+        @inline(__always)
+        func convert(_ pixel: (UnsafePointer<UInt8>) -> (UInt8, UInt8, UInt8)) {
             for r in 0..<height {
-                var o = (y + r) * size + x
-                var p = r * width * bpp
-                for _ in 0..<width {
-                    let rgb: (UInt8, UInt8, UInt8)
-                    switch image.mode {
-                    case .bilevel:
-                        let v: UInt8 = region[p] != 0 ? 255 : 0
-                        rgb = (v, v, v)
-                    case .L, .LA:
-                        rgb = (region[p], region[p], region[p])
-                    case .P:
-                        let i = Int(region[p]) * 3
-                        rgb = (palette[i], palette[i + 1], palette[i + 2])
-                    case .RGB, .RGBA:
-                        rgb = (region[p], region[p + 1], region[p + 2])
-                    case .CMYK:
-                        rgb = cmykToRGB(region[p], region[p + 1], region[p + 2], region[p + 3])
-                    case .I16:
-                        // I16_RGB: values above 255 clamp.
-                        let v = region[p + 1] == 0 ? region[p] : 255
-                        rgb = (v, v, v)
-                    }
-                    out[o] = rgb.0
-                    out[plane + o] = rgb.1
-                    out[2 * plane + o] = rgb.2
-                    o += 1
+                let o = dst + (y + r) * size + x
+                var p = src + r * width * bpp
+                for i in 0..<width {
+                    let rgb = pixel(p)
+                    o[i] = rgb.0
+                    o[plane + i] = rgb.1
+                    o[2 * plane + i] = rgb.2
                     p += bpp
                 }
             }
+        }
+
+        switch image.mode {
+        case .bilevel:
+            convert { p in let v: UInt8 = p[0] != 0 ? 255 : 0; return (v, v, v) }
+        case .L, .LA:
+            convert { p in (p[0], p[0], p[0]) }
+        case .P:
+            image.palette.withUnsafeBufferPointer { palette in
+                convert { p in let i = Int(p[0]) * 3; return (palette[i], palette[i + 1], palette[i + 2]) }
+            }
+        case .RGB, .RGBA:
+            convert { p in (p[0], p[1], p[2]) }
+        case .CMYK:
+            convert { p in cmykToRGB(p[0], p[1], p[2], p[3]) }
+        case .I16:
+            // I16_RGB: values above 255 clamp.
+            convert { p in let v = p[1] == 0 ? p[0] : 255; return (v, v, v) }
         }
     }
 

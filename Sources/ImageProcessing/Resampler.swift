@@ -82,28 +82,65 @@ struct ResampleAxis {
 enum Resampler {
     static let precisionBits = 22
 
+    /// Pillow 13 (python-pillow/Pillow#9549) runs the vertical pass first when the height shrinks by more than
+    /// twice as many pixels as the width does.
+    @inline(__always)
+    static func verticalFirst(_ width: Int, _ height: Int, _ outWidth: Int, _ outHeight: Int) -> Bool {
+        (height - outHeight) > 0 && (height - outHeight) > (width - outWidth) * 2
+    }
+
     @inline(__always)
     static func clip8(_ value: Int32) -> UInt8 {
         let shifted = value >> Int32(precisionBits)
         return shifted <= 0 ? 0 : shifted >= 255 ? 255 : UInt8(truncatingIfNeeded: shifted)
     }
 
-    /// Resizes an 8-bit interleaved image (`channels` bytes a pixel) to `outWidth x outHeight`, computing only the
-    /// output pixels in `columns x rows`; returns them packed, `columns.count * channels` bytes a row.
+    /// Resizes an 8-bit interleaved image (`channels` bytes a pixel) of `width x height` to `outWidth x outHeight`,
+    /// computing only the output pixels in `columns x rows`; returns them packed, `columns.count * channels` bytes a
+    /// row. `src` may hold only a window of the source whose top-left pixel is (`originX`, `originY`), rows
+    /// `stride` bytes apart; it must cover every source pixel those outputs read.
     static func resample8(
         _ src: UnsafeBufferPointer<UInt8>, width: Int, height: Int, channels: Int,
-        outWidth: Int, outHeight: Int, columns: Range<Int>, rows: Range<Int>
+        outWidth: Int, outHeight: Int, columns: Range<Int>, rows: Range<Int>,
+        originX: Int = 0, originY: Int = 0, stride: Int? = nil
     ) -> [UInt8] {
+        let srcStride = stride ?? width * channels
         let needHorizontal = outWidth != width
         let needVertical = outHeight != height
+        let outRowBytes = columns.count * channels
+        var out = [UInt8](repeating: 0, count: outRowBytes * rows.count)
+
+        if needHorizontal && needVertical && verticalFirst(width, height, outWidth, outHeight) {
+            let horizontal = ResampleAxis(inSize: width, outSize: outWidth, outputs: columns)
+            let vertical = ResampleAxis(inSize: height, outSize: outHeight, outputs: rows)
+            let sourceColumns = horizontal.inputSpan
+            let middleRowBytes = sourceColumns.count * channels
+            var middle = [UInt8](repeating: 0, count: middleRowBytes * rows.count)
+            let verticalFixed = vertical.fixedPoint(), horizontalFixed = horizontal.fixedPoint()
+            middle.withUnsafeMutableBufferPointer { dst in
+                verticalFixed.withUnsafeBufferPointer { k in
+                    verticalPass(
+                        src, stride: srcStride, firstRow: originY,
+                        columnOffset: (sourceColumns.lowerBound - originX) * channels,
+                        rowBytes: middleRowBytes, axis: vertical, k: k, rows: rows, dst: dst)
+                }
+            }
+            middle.withUnsafeBufferPointer { mid in
+                out.withUnsafeMutableBufferPointer { dst in
+                    horizontalFixed.withUnsafeBufferPointer { k in
+                        horizontalPass(
+                            mid, stride: middleRowBytes, rows: 0..<rows.count, rowBase: 0, channels: channels,
+                            axis: horizontal, k: k, columns: columns, dst: dst, inputColumnBase: sourceColumns.lowerBound)
+                    }
+                }
+            }
+            return out
+        }
+
         let vertical = needVertical ? ResampleAxis(inSize: height, outSize: outHeight, outputs: rows) : nil
         let sourceRows = vertical?.inputSpan ?? rows
-        let outRowBytes = columns.count * channels
-
         // Horizontal pass over the source rows the vertical pass will read.
         var horizontalOut: [UInt8] = []
-        let middleStride: Int
-        let middleColumnOffset: Int
         if needHorizontal {
             let axis = ResampleAxis(inSize: width, outSize: outWidth, outputs: columns)
             let fixed = axis.fixedPoint()
@@ -111,20 +148,17 @@ enum Resampler {
             horizontalOut.withUnsafeMutableBufferPointer { dst in
                 fixed.withUnsafeBufferPointer { k in
                     horizontalPass(
-                        src, stride: width * channels, rows: sourceRows, channels: channels, axis: axis, k: k,
-                        columns: columns, dst: dst)
+                        src, stride: srcStride, rows: sourceRows, rowBase: originY, channels: channels, axis: axis,
+                        k: k, columns: columns, dst: dst, inputColumnBase: originX)
                 }
             }
-            middleStride = outRowBytes
-            middleColumnOffset = 0
-        } else {
-            middleStride = width * channels
-            middleColumnOffset = columns.lowerBound * channels
         }
-        return horizontalOut.withUnsafeBufferPointer { horizontal -> [UInt8] in
+        // The vertical pass reads either the horizontal output or the source window.
+        let middleStride = needHorizontal ? outRowBytes : srcStride
+        let middleFirstRow = needHorizontal ? sourceRows.lowerBound : originY
+        let middleColumnOffset = needHorizontal ? 0 : (columns.lowerBound - originX) * channels
+        horizontalOut.withUnsafeBufferPointer { horizontal in
             let middle = needHorizontal ? horizontal : src
-            let middleFirstRow = needHorizontal ? sourceRows.lowerBound : 0
-            var out = [UInt8](repeating: 0, count: outRowBytes * rows.count)
             out.withUnsafeMutableBufferPointer { dst in
                 if let vertical {
                     let fixed = vertical.fixedPoint()
@@ -140,13 +174,14 @@ enum Resampler {
                     }
                 }
             }
-            return out
         }
+        return out
     }
 
     private static func horizontalPass(
-        _ src: UnsafeBufferPointer<UInt8>, stride: Int, rows: Range<Int>, channels: Int, axis: ResampleAxis,
-        k: UnsafeBufferPointer<Int32>, columns: Range<Int>, dst: UnsafeMutableBufferPointer<UInt8>
+        _ src: UnsafeBufferPointer<UInt8>, stride: Int, rows: Range<Int>, rowBase: Int, channels: Int, axis: ResampleAxis,
+        k: UnsafeBufferPointer<Int32>, columns: Range<Int>, dst: UnsafeMutableBufferPointer<UInt8>,
+        inputColumnBase: Int = 0
     ) {
         let bias = Int32(1) << Int32(precisionBits - 1)
         let ksize = axis.ksize
@@ -154,13 +189,50 @@ enum Resampler {
         guard let s = src.baseAddress, let d = dst.baseAddress, let kk = k.baseAddress else { return }
         axis.first.withUnsafeBufferPointer { first in
             axis.count.withUnsafeBufferPointer { count in
-                for (r, y) in rows.enumerated() {
-                    let line = s + y * stride
+                var r = 0
+                if channels == 3 {
+                    // RGB, two rows at a time: each coefficient is loaded once for both (same sums, same order).
+                    while r + 1 < rows.count {
+                        let line0 = s + (rows.lowerBound + r - rowBase) * stride
+                        let line1 = line0 + stride
+                        var out0 = d + r * outRowBytes
+                        var out1 = out0 + outRowBytes
+                        for slot in 0..<columns.count {
+                            let n = count[slot]
+                            let w = kk + slot * ksize
+                            let offset = (first[slot] - inputColumnBase) * 3
+                            var p0 = line0 + offset, p1 = line1 + offset
+                            var a0 = bias, a1 = bias, a2 = bias, b0 = bias, b1 = bias, b2 = bias
+                            for t in 0..<n {
+                                let c = w[t]
+                                a0 &+= Int32(p0[0]) &* c
+                                a1 &+= Int32(p0[1]) &* c
+                                a2 &+= Int32(p0[2]) &* c
+                                b0 &+= Int32(p1[0]) &* c
+                                b1 &+= Int32(p1[1]) &* c
+                                b2 &+= Int32(p1[2]) &* c
+                                p0 += 3
+                                p1 += 3
+                            }
+                            out0[0] = clip8(a0)
+                            out0[1] = clip8(a1)
+                            out0[2] = clip8(a2)
+                            out1[0] = clip8(b0)
+                            out1[1] = clip8(b1)
+                            out1[2] = clip8(b2)
+                            out0 += 3
+                            out1 += 3
+                        }
+                        r += 2
+                    }
+                }
+                for (r, y) in rows.enumerated().dropFirst(r) {
+                    let line = s + (y - rowBase) * stride
                     var out = d + r * outRowBytes
                     for slot in 0..<columns.count {
                         let xmin = first[slot], n = count[slot]
                         let w = kk + slot * ksize
-                        var p = line + xmin * channels
+                        var p = line + (xmin - inputColumnBase) * channels
                         switch channels {
                         case 1:
                             var s0 = bias
@@ -235,6 +307,35 @@ enum Resampler {
     static func resample16(
         _ src: [UInt16], width: Int, height: Int, outWidth: Int, outHeight: Int, columns: Range<Int>, rows: Range<Int>
     ) -> [UInt16] {
+        if outWidth != width && outHeight != height && verticalFirst(width, height, outWidth, outHeight) {
+            // Vertical pass over the needed source columns, then the horizontal pass: a transposed problem.
+            let horizontal = ResampleAxis(inSize: width, outSize: outWidth, outputs: columns)
+            let vertical = ResampleAxis(inSize: height, outSize: outHeight, outputs: rows)
+            let sourceColumns = horizontal.inputSpan
+            var middle = [UInt16](repeating: 0, count: sourceColumns.count * rows.count)
+            for (r, yy) in rows.enumerated() {
+                let slot = yy - rows.lowerBound
+                for (i, x) in sourceColumns.enumerated() {
+                    var ss = 0.0
+                    for t in 0..<vertical.count[slot] {
+                        ss += Double(src[(vertical.first[slot] + t) * width + x]) * vertical.weights[slot * vertical.ksize + t]
+                    }
+                    middle[r * sourceColumns.count + i] = clip16(ss)
+                }
+            }
+            var out = [UInt16](repeating: 0, count: columns.count * rows.count)
+            for r in 0..<rows.count {
+                for i in 0..<columns.count {
+                    var ss = 0.0
+                    let xmin = horizontal.first[i] - sourceColumns.lowerBound
+                    for t in 0..<horizontal.count[i] {
+                        ss += Double(middle[r * sourceColumns.count + xmin + t]) * horizontal.weights[i * horizontal.ksize + t]
+                    }
+                    out[r * columns.count + i] = clip16(ss)
+                }
+            }
+            return out
+        }
         let vertical = outHeight != height ? ResampleAxis(inSize: height, outSize: outHeight, outputs: rows) : nil
         let sourceRows = vertical?.inputSpan ?? rows
         var middle: [UInt16]

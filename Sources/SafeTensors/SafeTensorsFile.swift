@@ -103,14 +103,17 @@ public final class SafeTensorsFile: @unchecked Sendable {
         guard let dtype = info.dtype else {
             throw SafeTensorsError.unsupportedDType(path: path, tensor: name, dtype: info.dtypeName)
         }
-        let bytes = UnsafeRawBufferPointer(rebasing: mapping[(dataStart + info.dataOffsets.lowerBound)..<(dataStart + info.dataOffsets.upperBound)])
-        return TensorData(dtype: dtype, shape: info.shape, bytes: bytes, owner: self)
+        return TensorData(dtype: dtype, shape: info.shape, bytes: bytes(of: info), owner: self)
     }
 
-    /// Raw bytes of tensor `name` whatever its dtype (for tools and tests).
+    /// Raw bytes of tensor `name` whatever its dtype (for tools and tests); valid while this object lives.
     public func rawBytes(_ name: String) throws -> UnsafeRawBufferPointer {
         guard let info = entries[name] else { throw SafeTensorsError.tensorNotFound(path: path, tensor: name) }
-        return UnsafeRawBufferPointer(rebasing: mapping[(dataStart + info.dataOffsets.lowerBound)..<(dataStart + info.dataOffsets.upperBound)])
+        return bytes(of: info)
+    }
+
+    private func bytes(of info: SafeTensorInfo) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: mapping[(dataStart + info.dataOffsets.lowerBound)..<(dataStart + info.dataOffsets.upperBound)])
     }
 
     /// Element sizes of every dtype the format defines; others are malformed.

@@ -99,6 +99,9 @@ enum EngineBenchmark {
     struct Result: Sendable {
         /// Seconds per timed batch, in order.
         var batchSeconds: [Double]
+        /// CPU seconds the whole process used during the timed batches (all threads); on a shared machine this
+        /// measures the work better than wall time does.
+        var processCPUSeconds: Double
         /// Milliseconds per batch per op (CPU with `profile` only), largest first.
         var opMilliseconds: [(op: String, ms: Double)]
     }
@@ -122,6 +125,7 @@ enum EngineBenchmark {
         let cpuContext = context as? CPUExecutionContext
         if settings.profile { cpuContext?.enableProfiling() }
         var samples: [Double] = []
+        let cpuStart = processCPUTime()
         let clock = ContinuousClock()
         let start = clock.now
         while samples.isEmpty || (clock.now - start).seconds < settings.seconds {
@@ -129,8 +133,9 @@ enum EngineBenchmark {
             try once()
             samples.append((clock.now - t0).seconds)
         }
+        let cpuSeconds = processCPUTime() - cpuStart
         let ops = (cpuContext?.profile() ?? []).map { (op: $0.op, ms: $0.seconds / Double(samples.count) * 1000) }
-        return Result(batchSeconds: samples, opMilliseconds: ops)
+        return Result(batchSeconds: samples, processCPUSeconds: cpuSeconds, opMilliseconds: ops)
     }
 
     /// One batch size's numbers, as text or a JSON line.
@@ -148,6 +153,10 @@ enum EngineBenchmark {
         var imagesPerSecond: Double { Double(batchSize * result.batchSeconds.count) / result.batchSeconds.reduce(0, +) }
         var p50Milliseconds: Double { percentile(0.50) * 1000 }
         var p99Milliseconds: Double { percentile(0.99) * 1000 }
+        /// Process CPU time per image, all threads.
+        var cpuMillisecondsPerImage: Double {
+            result.processCPUSeconds / Double(batchSize * result.batchSeconds.count) * 1000
+        }
 
         /// Nearest-rank percentile of the batch latencies.
         func percentile(_ q: Double) -> Double {
@@ -160,6 +169,7 @@ enum EngineBenchmark {
             var lines = [
                 "batch \(batchSize): \(fixed(imagesPerSecond, 2)) images/s, batch latency p50 \(fixed(p50Milliseconds, 1)) ms, "
                     + "p99 \(fixed(p99Milliseconds, 1)) ms (\(result.batchSeconds.count) batches, "
+                    + "\(fixed(cpuMillisecondsPerImage, 1)) CPU ms/image, "
                     + "\(fixed(imagesPerSecond * flopsPerImage / 1e9, 1)) GFLOP/s) | \(model) | \(backend) \(precision)"
                     + (threads.map { " | \($0) threads" } ?? ""),
             ]
@@ -176,7 +186,7 @@ enum EngineBenchmark {
                 "model": model, "backend": backend, "device": device, "precision": precision,
                 "batch_size": batchSize, "images_per_second": imagesPerSecond, "p50_ms": p50Milliseconds,
                 "p99_ms": p99Milliseconds, "batches": result.batchSeconds.count,
-                "seconds": result.batchSeconds.reduce(0, +), "gflops_per_second": imagesPerSecond * flopsPerImage / 1e9,
+                "seconds": result.batchSeconds.reduce(0, +), "cpu_ms_per_image": cpuMillisecondsPerImage, "gflops_per_second": imagesPerSecond * flopsPerImage / 1e9,
                 "threads": threads.map { $0 as Any } ?? NSNull(),
             ]
             if let architecture { object["architecture"] = architecture }
@@ -187,6 +197,13 @@ enum EngineBenchmark {
             return String(decoding: data, as: UTF8.self)
         }
     }
+}
+
+/// CPU time this process has used, all threads, in seconds.
+private func processCPUTime() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) * 1e-9
 }
 
 /// `value` with `decimals` decimals.

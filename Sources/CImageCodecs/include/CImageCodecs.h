@@ -22,7 +22,11 @@ void cic_jpeg_destroy(cic_jpeg *jpeg);
 int cic_jpeg_read_header(cic_jpeg *jpeg, int *width, int *height, int *components, int *color_space);
 /// Starts decompression to `out_color_space` with libjpeg's defaults (ISLOW DCT, fancy upsampling).
 int cic_jpeg_start(cic_jpeg *jpeg, int out_color_space, int *output_components);
-/// Decodes every scanline into `dst`, `stride` bytes apart.
+/// Restricts output to columns [*x, *x + *width); libjpeg widens the span to iMCU boundaries and updates both.
+int cic_jpeg_crop(cic_jpeg *jpeg, int *x, int *width);
+/// Skips the next `rows` scanlines (libjpeg still reads their data, so a short file is still noticed).
+int cic_jpeg_skip_scanlines(cic_jpeg *jpeg, int rows);
+/// Decodes the next `rows` scanlines into `dst`, `stride` bytes apart.
 int cic_jpeg_read_scanlines(cic_jpeg *jpeg, unsigned char *dst, size_t stride, int rows);
 /// The code of the first warning libjpeg emitted (J_MESSAGE_CODE), or -1 when none.
 int cic_jpeg_first_warning(const cic_jpeg *jpeg);
