@@ -1,0 +1,295 @@
+import DequeModule
+import InferenceCore
+
+/// The dynamic batcher's decisions, free of threads, locks and clocks: every event takes `now` and returns the
+/// actions its owner (``Batcher``) runs outside its lock.
+///
+/// The queue holds single images ("units"); a request with several images is split into units that may ride in
+/// different batches, and succeeds once all of them are done. Units wait in one queue per priority level
+/// (level 1 first). Every request has a deadline; the owner arms a timer when asked (`scheduleTimer`) and reports
+/// it with `timerFired`, which fails expired requests at once, even while their batch is still running.
+public struct BatcherStateMachine<Instant: InstantProtocol>: Sendable where Instant.Duration == Duration {
+    /// Identifies a request for its whole life.
+    public typealias RequestID = UInt64
+
+    /// Batching limits.
+    public struct Configuration: Sendable, Hashable {
+        /// Largest batch, in images.
+        public var maxBatchSize: Int
+        /// Longest time the oldest queued image waits for a fuller batch while a worker is idle.
+        public var maxQueueDelay: Duration
+        /// Most images waiting in the queue; more are rejected.
+        public var maxQueueSize: Int
+        /// Number of priority levels; 1 is served first, `levels` last.
+        public var priorityLevels: Int
+        /// Batch sizes the engine prefers (ascending); a batch is cut to the largest one that fits.
+        public var preferredBatchSizes: [Int]
+
+        /// Defaults: batch 16, no delay, 1024 queued images, 2 levels, no preferred sizes.
+        public init(
+            maxBatchSize: Int = 16, maxQueueDelay: Duration = .zero, maxQueueSize: Int = 1024,
+            priorityLevels: Int = 2, preferredBatchSizes: [Int] = []
+        ) {
+            let maxBatchSize = max(1, maxBatchSize)
+            self.maxBatchSize = maxBatchSize
+            self.maxQueueDelay = maxQueueDelay
+            self.maxQueueSize = max(1, maxQueueSize)
+            self.priorityLevels = max(1, priorityLevels)
+            self.preferredBatchSizes = preferredBatchSizes.filter { $0 >= 1 && $0 <= maxBatchSize }.sorted()
+        }
+    }
+
+    /// One image of one request.
+    public struct Unit: Hashable, Sendable {
+        /// The request it belongs to.
+        public var request: RequestID
+        /// Its position in the request.
+        public var index: Int
+
+        /// Memberwise init.
+        public init(request: RequestID, index: Int) {
+            self.request = request
+            self.index = index
+        }
+    }
+
+    /// Images handed to one worker.
+    public struct Batch: Equatable, Sendable {
+        /// Unique per state machine.
+        public var id: UInt64
+        /// The worker (execution context) that runs it.
+        public var worker: Int
+        /// The images in batch order.
+        public var units: [Unit]
+    }
+
+    /// Why a request ended without embeddings.
+    public enum Failure: Equatable, Sendable {
+        case timedOut
+        case cancelled
+        case engineFailed(String)
+    }
+
+    /// What the owner must do.
+    public enum Action: Equatable, Sendable {
+        /// Run `batch` on `batch.worker`, then report `batchFinished`.
+        case startBatch(Batch)
+        /// Every image of the request is embedded.
+        case succeed(RequestID)
+        /// Answer the request with an error now.
+        case fail(RequestID, Failure)
+        /// Call `timerFired` at (or after) this instant.
+        case scheduleTimer(Instant)
+        /// Shutdown was requested and nothing is queued or running any more.
+        case drained
+    }
+
+    private struct Queued {
+        var unit: Unit
+        var enqueued: Instant
+    }
+
+    private struct Request {
+        var remaining: Int
+        var deadline: Instant
+    }
+
+    private enum WorkerState: Equatable {
+        case idle
+        case busy(UInt64)
+    }
+
+    /// The limits in force.
+    public let configuration: Configuration
+    private var queues: [Deque<Queued>]
+    private var requests: [RequestID: Request] = [:]
+    private var workers: [WorkerState]
+    private let workerPriorities: [ContextPriority]
+    private var nextBatchID: UInt64 = 1
+    private var armedTimer: Instant?
+    private var shuttingDown = false
+    private var drainedSent = false
+    /// Set by the first engine failure; nothing is admitted afterwards.
+    public private(set) var failure: String?
+    /// Images waiting in the queue (not yet in a batch).
+    public private(set) var queuedImages = 0
+
+    /// A batcher feeding one worker per entry of `workers` (each with its context's priority).
+    public init(configuration: Configuration, workers: [ContextPriority]) {
+        self.configuration = configuration
+        queues = Array(repeating: [], count: configuration.priorityLevels)
+        self.workers = Array(repeating: .idle, count: max(1, workers.count))
+        workerPriorities = workers.isEmpty ? [.normal] : workers
+    }
+
+    /// Requests admitted and not yet answered.
+    public var activeRequests: Int { requests.count }
+    /// Workers running a batch.
+    public var busyWorkers: Int { workers.filter { $0 != .idle }.count }
+    /// Whether new requests are admitted.
+    public var isAccepting: Bool { !shuttingDown && failure == nil }
+
+    // MARK: Events
+
+    /// Admits a request of `images` images at `priority` (1 highest; clamped to the levels) that must finish by
+    /// `deadline`, or says why not.
+    public mutating func enqueue(
+        _ id: RequestID, images: Int, priority: Int, deadline: Instant, now: Instant
+    ) -> Result<[Action], BatcherRejection> {
+        if let failure { return .failure(.failed(failure)) }
+        if shuttingDown { return .failure(.shuttingDown) }
+        if deadline <= now { return .failure(.expired) }
+        guard images >= 1, queuedImages + images <= configuration.maxQueueSize else {
+            return .failure(.queueFull)
+        }
+        let level = min(max(priority, 1), configuration.priorityLevels) - 1
+        for index in 0..<images {
+            queues[level].append(Queued(unit: Unit(request: id, index: index), enqueued: now))
+        }
+        queuedImages += images
+        requests[id] = Request(remaining: images, deadline: deadline)
+        return .success(dispatch(now: now))
+    }
+
+    /// The timer armed by `scheduleTimer` went off: fail expired requests, cut batches whose delay is over.
+    public mutating func timerFired(now: Instant) -> [Action] {
+        if let armed = armedTimer, armed <= now { armedTimer = nil }
+        var actions: [Action] = []
+        let expired = requests.filter { $0.value.deadline <= now }.map(\.key).sorted()
+        for id in expired {
+            remove(id)
+            actions.append(.fail(id, .timedOut))
+        }
+        return actions + dispatch(now: now)
+    }
+
+    /// The caller of request `id` went away; its images leave the queue.
+    public mutating func cancel(_ id: RequestID, now: Instant) -> [Action] {
+        guard requests[id] != nil else { return [] }
+        remove(id)
+        return [.fail(id, .cancelled)] + dispatch(now: now)
+    }
+
+    /// Batch `id` finished on its worker; `error` is the engine's message when it failed.
+    public mutating func batchFinished(_ batch: Batch, error: String?, now: Instant) -> [Action] {
+        guard batch.worker < workers.count, workers[batch.worker] == .busy(batch.id) else { return [] }
+        workers[batch.worker] = .idle
+        var actions: [Action] = []
+        if let error {
+            if failure == nil { failure = error }
+            // The context may be broken: nobody waits behind a failed engine.
+            let doomed = Set(batch.units.map(\.request)).union(requests.keys).sorted()
+            for id in doomed where requests[id] != nil {
+                remove(id)
+                actions.append(.fail(id, .engineFailed(error)))
+            }
+        } else {
+            for unit in batch.units {
+                guard var request = requests[unit.request] else { continue }
+                request.remaining -= 1
+                if request.remaining == 0 {
+                    requests[unit.request] = nil
+                    actions.append(.succeed(unit.request))
+                } else {
+                    requests[unit.request] = request
+                }
+            }
+        }
+        return actions + dispatch(now: now)
+    }
+
+    /// Stops admitting requests; what is queued is batched without waiting for the delay.
+    public mutating func shutdown(now: Instant) -> [Action] {
+        shuttingDown = true
+        return dispatch(now: now)
+    }
+
+    // MARK: Decisions
+
+    private mutating func remove(_ id: RequestID) {
+        requests[id] = nil
+        for level in queues.indices {
+            let before = queues[level].count
+            queues[level].removeAll { $0.unit.request == id }
+            queuedImages -= before - queues[level].count
+        }
+    }
+
+    private var oldestEnqueued: Instant? {
+        queues.compactMap { $0.first?.enqueued }.min()
+    }
+
+    private var highestQueuedLevel: Int? {
+        queues.firstIndex { !$0.isEmpty }
+    }
+
+    /// The idle worker that should take the next batch: a high-priority context for level-1 work, else a normal one.
+    private func idleWorker() -> Int? {
+        let idle = workers.indices.filter { workers[$0] == .idle }
+        guard !idle.isEmpty else { return nil }
+        let wanted: ContextPriority = highestQueuedLevel == 0 ? .high : .normal
+        return idle.first { workerPriorities[$0] == wanted } ?? idle.first
+    }
+
+    /// Images the next batch takes now, or nil to keep waiting.
+    private func batchSize(now: Instant) -> Int? {
+        guard queuedImages > 0, let oldest = oldestEnqueued else { return nil }
+        let available = min(queuedImages, configuration.maxBatchSize)
+        let preferred = configuration.preferredBatchSizes
+        let delayOver = now >= oldest.advanced(by: configuration.maxQueueDelay)
+        if available == configuration.maxBatchSize || delayOver || shuttingDown
+            || (preferred.last.map { available >= $0 } ?? false) {
+            return preferred.last { $0 <= available } ?? available
+        }
+        return nil
+    }
+
+    private mutating func dispatch(now: Instant) -> [Action] {
+        var actions: [Action] = []
+        while let worker = idleWorker(), let size = batchSize(now: now) {
+            var units: [Unit] = []
+            units.reserveCapacity(size)
+            for level in queues.indices {
+                while units.count < size, let queued = queues[level].popFirst() {
+                    units.append(queued.unit)
+                }
+            }
+            queuedImages -= units.count
+            let batch = Batch(id: nextBatchID, worker: worker, units: units)
+            nextBatchID += 1
+            workers[worker] = .busy(batch.id)
+            actions.append(.startBatch(batch))
+        }
+        if let wake = nextWake(now: now), armedTimer.map({ wake < $0 }) ?? true {
+            armedTimer = wake
+            actions.append(.scheduleTimer(wake))
+        }
+        if shuttingDown, !drainedSent, queuedImages == 0, workers.allSatisfy({ $0 == .idle }) {
+            drainedSent = true
+            actions.append(.drained)
+        }
+        return actions
+    }
+
+    /// The earliest deadline of any live request, and the end of the oldest image's delay when a worker is idle.
+    private func nextWake(now: Instant) -> Instant? {
+        var wake = requests.values.map(\.deadline).min()
+        if queuedImages > 0, workers.contains(.idle), let oldest = oldestEnqueued {
+            let cut = oldest.advanced(by: configuration.maxQueueDelay)
+            if cut > now { wake = wake.map { min($0, cut) } ?? cut }
+        }
+        return wake
+    }
+}
+
+/// Why the batcher did not admit a request.
+public enum BatcherRejection: Error, Equatable, Sendable {
+    /// `maxQueueSize` images are waiting already.
+    case queueFull
+    /// Shutdown has begun.
+    case shuttingDown
+    /// An engine failure stopped the batcher.
+    case failed(String)
+    /// The deadline had passed on arrival.
+    case expired
+}

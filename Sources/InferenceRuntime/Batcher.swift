@@ -1,0 +1,269 @@
+/// Embeddings of one request and where its time went.
+public struct BatchedEmbeddings: Sendable {
+    /// `count × embedDim` floats in request order.
+    public var embeddings: [Float]
+    /// Longest wait of any of its images between enqueue and batch start.
+    public var queueTime: Duration
+    /// Engine time of the batches it rode in, summed.
+    public var inferenceTime: Duration
+    /// Largest batch it rode in.
+    public var batchSize: Int
+}
+
+/// The shell around ``BatcherStateMachine``: keeps the waiting callers and their pixels, runs the machine's actions
+/// outside its lock (start batches on workers, resume callers, arm timers), and reads time from `clock`.
+final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
+    typealias Machine = BatcherStateMachine<C.Instant>
+
+    private struct Pending {
+        var continuation: CheckedContinuation<BatchedEmbeddings, any Error>?
+        var cancelledEarly = false
+        var pixels: [Float]
+        var embeddings: [Float]
+        var enqueued: C.Instant
+        var timeout: Duration
+        var queueTime: Duration = .zero
+        var inferenceTime: Duration = .zero
+        var batchSize = 0
+    }
+
+    private struct State {
+        var machine: Machine
+        var pending: [Machine.RequestID: Pending] = [:]
+        var nextID: Machine.RequestID = 1
+    }
+
+    private enum Effect {
+        case resume(CheckedContinuation<BatchedEmbeddings, any Error>, Result<BatchedEmbeddings, any Error>)
+        case run(Machine.Batch, [(pixels: [Float], index: Int)])
+        case arm(C.Instant)
+        case drained
+    }
+
+    private let state: Locked<State>
+    private let clock: C
+    private let workers: [InferenceWorker]
+    private let pixelsPerImage: Int
+    private let embedDim: Int
+    private let normalize: Bool
+    private let metrics: RuntimeMetrics
+    private let timers: AsyncStream<C.Instant>
+    private let timerInput: AsyncStream<C.Instant>.Continuation
+
+    init(
+        configuration: Machine.Configuration, workers: [InferenceWorker], pixelsPerImage: Int, embedDim: Int,
+        normalize: Bool, clock: C, metrics: RuntimeMetrics
+    ) {
+        state = Locked(State(machine: Machine(configuration: configuration, workers: workers.map(\.priority))))
+        self.clock = clock
+        self.workers = workers
+        self.pixelsPerImage = pixelsPerImage
+        self.embedDim = embedDim
+        self.normalize = normalize
+        self.metrics = metrics
+        (timers, timerInput) = AsyncStream.makeStream(of: C.Instant.self)
+    }
+
+    /// Set once an engine failure stopped the batcher.
+    var failure: String? { state.withLock { $0.machine.failure } }
+    /// Images waiting for a batch.
+    var queuedImages: Int { state.withLock { $0.machine.queuedImages } }
+
+    /// Queues `count` preprocessed images and returns their embeddings once every one has been through a batch.
+    func submit(pixels: [Float], count: Int, priority: Int, timeout: Duration) async throws -> BatchedEmbeddings {
+        let id = state.withLock { state in
+            let id = state.nextID
+            state.nextID += 1
+            state.pending[id] = Pending(
+                pixels: pixels, embeddings: [], enqueued: clock.now, timeout: timeout)
+            return id
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<BatchedEmbeddings, any Error>) in
+                let effects = state.withLock { state -> [Effect] in
+                    guard var pending = state.pending[id], !pending.cancelledEarly else {
+                        state.pending[id] = nil
+                        return [.resume(continuation, .failure(RuntimeError.cancelled))]
+                    }
+                    let now = clock.now
+                    pending.continuation = continuation
+                    pending.enqueued = now
+                    state.pending[id] = pending
+                    switch state.machine.enqueue(
+                        id, images: count, priority: priority, deadline: now.advanced(by: timeout), now: now)
+                    {
+                    case let .failure(rejection):
+                        state.pending[id] = nil
+                        return [.resume(continuation, .failure(Self.error(for: rejection, state: state, timeout: timeout)))]
+                    case let .success(actions):
+                        return apply(actions, to: &state, now: now)
+                    }
+                }
+                perform(effects)
+            }
+        } onCancel: {
+            let effects = state.withLock { state -> [Effect] in
+                guard let pending = state.pending[id] else { return [] }
+                if pending.continuation == nil {
+                    state.pending[id]?.cancelledEarly = true
+                    return []
+                }
+                let now = clock.now
+                return apply(state.machine.cancel(id, now: now), to: &state, now: now)
+            }
+            perform(effects)
+        }
+    }
+
+    /// Stops admitting requests; queued images are batched at once; `runTimers` returns once all are answered.
+    func shutdown() {
+        perform(state.withLock { state in
+            let now = clock.now
+            return apply(state.machine.shutdown(now: now), to: &state, now: now)
+        })
+    }
+
+    /// Serves the timers the machine asks for until it reports `drained` (or the task is cancelled).
+    func runTimers() async {
+        await withDiscardingTaskGroup { group in
+            for await instant in timers {
+                group.addTask { [self] in
+                    try? await clock.sleep(until: instant, tolerance: nil)
+                    fire()
+                }
+            }
+            group.cancelAll()
+        }
+    }
+
+    /// Answers whatever is still waiting with `error` (after `runTimers` was cancelled).
+    func failAll(_ error: RuntimeError) {
+        let continuations = state.withLock { state in
+            let waiting = state.pending.values.compactMap(\.continuation)
+            state.pending = [:]
+            return waiting
+        }
+        for continuation in continuations { continuation.resume(throwing: error) }
+        timerInput.finish()
+    }
+
+    private func fire() {
+        perform(state.withLock { state in
+            let now = clock.now
+            return apply(state.machine.timerFired(now: now), to: &state, now: now)
+        })
+    }
+
+    private func finished(_ batch: Machine.Batch, result: Result<[Float], any Error>, duration: Duration) {
+        metrics.inferenceTime.record(duration: duration)
+        let effects = state.withLock { state -> [Effect] in
+            var error: String?
+            switch result {
+            case let .success(output):
+                var counted = Set<Machine.RequestID>()
+                for (row, unit) in batch.units.enumerated() {
+                    guard var pending = state.pending[unit.request] else { continue }
+                    state.pending[unit.request] = nil  // keeps `embeddings` uniquely referenced while written
+                    if pending.embeddings.isEmpty {
+                        pending.embeddings = .init(repeating: 0, count: pending.pixels.count / pixelsPerImage * embedDim)
+                    }
+                    let source = output[(row * embedDim)..<((row + 1) * embedDim)]
+                    pending.embeddings.replaceSubrange((unit.index * embedDim)..<((unit.index + 1) * embedDim), with: source)
+                    if counted.insert(unit.request).inserted { pending.inferenceTime += duration }
+                    state.pending[unit.request] = pending
+                }
+            case let .failure(failure):
+                error = String(describing: failure)
+            }
+            let now = clock.now
+            return apply(state.machine.batchFinished(batch, error: error, now: now), to: &state, now: now)
+        }
+        perform(effects)
+    }
+
+    /// Turns machine actions into effects, updating the waiting callers; runs under the lock.
+    private func apply(_ actions: [Machine.Action], to state: inout State, now: C.Instant) -> [Effect] {
+        var effects: [Effect] = []
+        for action in actions {
+            switch action {
+            case let .startBatch(batch):
+                var sources: [(pixels: [Float], index: Int)] = []
+                sources.reserveCapacity(batch.units.count)
+                for unit in batch.units {
+                    guard var pending = state.pending[unit.request] else {
+                        sources.append(([Float](repeating: 0, count: pixelsPerImage), 0))  // keeps rows aligned
+                        continue
+                    }
+                    let waited = pending.enqueued.duration(to: now)
+                    metrics.queueTime.record(duration: waited)
+                    pending.queueTime = max(pending.queueTime, waited)
+                    pending.batchSize = max(pending.batchSize, batch.units.count)
+                    sources.append((pending.pixels, unit.index))
+                    state.pending[unit.request] = pending
+                }
+                metrics.batches.increment()
+                metrics.batchSize.record(batch.units.count)
+                effects.append(.run(batch, sources))
+            case let .succeed(id):
+                guard let pending = state.pending.removeValue(forKey: id), let continuation = pending.continuation
+                else { continue }
+                let result = BatchedEmbeddings(
+                    embeddings: pending.embeddings, queueTime: pending.queueTime,
+                    inferenceTime: pending.inferenceTime, batchSize: pending.batchSize)
+                effects.append(.resume(continuation, .success(result)))
+            case let .fail(id, failure):
+                guard let pending = state.pending.removeValue(forKey: id), let continuation = pending.continuation
+                else { continue }
+                let error: RuntimeError =
+                    switch failure {
+                    case .timedOut: .timedOut(after: pending.timeout)
+                    case .cancelled: .cancelled
+                    case let .engineFailed(message): .engineFailed(message)
+                    }
+                effects.append(.resume(continuation, .failure(error)))
+            case let .scheduleTimer(instant):
+                effects.append(.arm(instant))
+            case .drained:
+                effects.append(.drained)
+            }
+        }
+        metrics.queueDepth.record(state.machine.queuedImages)
+        return effects
+    }
+
+    private func perform(_ effects: [Effect]) {
+        for effect in effects {
+            switch effect {
+            case let .resume(continuation, result):
+                continuation.resume(with: result)
+            case let .run(batch, sources):
+                let pixelsPerImage = self.pixelsPerImage
+                workers[batch.worker].run(
+                    count: sources.count, pixelsPerImage: pixelsPerImage, embedDim: embedDim, normalize: normalize,
+                    fill: { input in
+                        for (slot, source) in sources.enumerated() {
+                            source.pixels.withUnsafeBufferPointer { pixels in
+                                let from = pixels[(source.index * pixelsPerImage)..<((source.index + 1) * pixelsPerImage)]
+                                _ = UnsafeMutableBufferPointer(rebasing: input[(slot * pixelsPerImage)...])
+                                    .initialize(from: from)
+                            }
+                        }
+                    },
+                    done: { [self] result, duration in finished(batch, result: result, duration: duration) })
+            case let .arm(instant):
+                timerInput.yield(instant)
+            case .drained:
+                timerInput.finish()
+            }
+        }
+    }
+
+    private static func error(for rejection: BatcherRejection, state: State, timeout: Duration) -> RuntimeError {
+        switch rejection {
+        case .queueFull: .queueFull(capacity: state.machine.configuration.maxQueueSize)
+        case .shuttingDown: .shuttingDown
+        case let .failed(message): .notReady("engine failed: \(message)")
+        case .expired: .timedOut(after: timeout)
+        }
+    }
+}

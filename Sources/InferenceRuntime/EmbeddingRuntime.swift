@@ -1,0 +1,331 @@
+import InferenceCore
+import Logging
+import ServiceLifecycle
+
+/// Limits and sizes of the runtime.
+public struct RuntimeConfiguration: Sendable, Hashable {
+    /// Execution contexts on the device, each with its own worker thread.
+    public var instances: Int = 1
+    /// Contexts (of `instances`) created with high priority for priority-1 requests; useful on a GPU only.
+    public var highPriorityInstances: Int = 0
+    /// Largest batch, in images.
+    public var maxBatchSize: Int = 16
+    /// Longest wait for a fuller batch while a context is idle.
+    public var maxQueueDelay: Duration = .microseconds(1000)
+    /// Most images waiting for a batch (and, separately, for preprocessing); more are rejected.
+    public var maxQueueSize: Int = 1024
+    /// Default and longest time a request may take; a request may only shorten it.
+    public var requestTimeout: Duration = .seconds(30)
+    /// Most images in one request.
+    public var maxImagesPerRequest: Int = 32
+    /// Threads decoding and preprocessing images.
+    public var preprocessThreads: Int = 2
+    /// Priority levels; 1 is served first, 0 on the wire means `defaultPriority`.
+    public var priorityLevels: Int = 2
+    /// Level of requests that give priority 0 or none.
+    public var defaultPriority: Int = 2
+    /// L2-normalise embeddings.
+    public var normalize: Bool = true
+    /// Run one batch per context before reporting ready.
+    public var warmUp: Bool = true
+
+    /// Defaults as documented per field.
+    public init() {}
+}
+
+/// Per-request scheduling wishes.
+public struct RequestOptions: Sendable, Hashable {
+    /// 1 is the highest; 0 means the default level.
+    public var priority: Int
+    /// Shortens the server's request timeout; longer values are ignored.
+    public var timeout: Duration?
+
+    /// Memberwise init.
+    public init(priority: Int = 0, timeout: Duration? = nil) {
+        self.priority = priority
+        self.timeout = timeout
+    }
+}
+
+/// Embeddings of one request with its timings (for the x-… response headers).
+public struct EmbeddingResult: Sendable {
+    /// Images embedded.
+    public var count: Int
+    /// Floats per embedding.
+    public var dimension: Int
+    /// `count × dimension` floats in request order.
+    public var embeddings: [Float]
+    /// Decode + preprocess wall time of the request.
+    public var preprocessTime: Duration
+    /// Longest queue wait of its images.
+    public var queueTime: Duration
+    /// Engine time of its batches.
+    public var inferenceTime: Duration
+    /// Largest batch it rode in.
+    public var batchSize: Int
+
+    /// Embedding `i` as an array.
+    public func embedding(_ i: Int) -> ArraySlice<Float> {
+        embeddings[(i * dimension)..<((i + 1) * dimension)]
+    }
+}
+
+/// Whether requests are served now.
+public enum Readiness: Sendable, Equatable {
+    case ready
+    case notReady(String)
+}
+
+/// The inference runtime of one engine: worker threads owning its execution contexts, the dynamic batcher, the
+/// preprocessing pool and readiness, run as a swift-service-lifecycle `Service` with graceful shutdown.
+public final class EmbeddingRuntime<C: Clock>: Service, Sendable where C.Duration == Duration {
+    private enum Phase: Sendable {
+        case starting
+        case ready
+        case failed(String)
+        case stopping
+        case stopped
+    }
+
+    /// The engine whose contexts the workers own.
+    public let engine: any EmbeddingEngine
+    /// The limits in force.
+    public let configuration: RuntimeConfiguration
+    /// Readings of the devices for `/metrics` (nil on CPU).
+    public let telemetry: (any DeviceTelemetry)?
+    /// The metrics the runtime records.
+    public let metrics: RuntimeMetrics
+    private let preprocessor: any ImagePreprocessing
+    private let workers: [InferenceWorker]
+    private let batcher: Batcher<C>
+    private let preprocessPool: BlockingThreadPool
+    private let phase = Locked(Phase.starting)
+    private let readyWaiters = Locked<[CheckedContinuation<Readiness, Never>]?>([])
+    private let clock: C
+    private let logger: Logger
+
+    /// A runtime over `engine`; nothing runs until `run()`.
+    public init(
+        engine: any EmbeddingEngine, preprocessor: any ImagePreprocessing, configuration: RuntimeConfiguration,
+        clock: C, metrics: RuntimeMetrics = RuntimeMetrics(), telemetry: (any DeviceTelemetry)? = nil,
+        logger: Logger = Logger(label: "clipserve.runtime")
+    ) {
+        var configuration = configuration
+        configuration.instances = max(1, configuration.instances)
+        configuration.maxBatchSize = max(1, configuration.maxBatchSize)
+        configuration.priorityLevels = max(1, configuration.priorityLevels)
+        configuration.defaultPriority = min(max(1, configuration.defaultPriority), configuration.priorityLevels)
+        self.engine = engine
+        self.configuration = configuration
+        self.preprocessor = preprocessor
+        self.telemetry = telemetry
+        self.metrics = metrics
+        self.clock = clock
+        self.logger = logger
+        let high = min(configuration.highPriorityInstances, configuration.instances)
+        workers = (0..<configuration.instances).map {
+            InferenceWorker(index: $0, priority: $0 < high ? .high : .normal)
+        }
+        preprocessPool = BlockingThreadPool(
+            name: "clipserve-preprocess", threads: configuration.preprocessThreads,
+            maxBacklog: configuration.maxQueueSize)
+        batcher = Batcher(
+            configuration: .init(
+                maxBatchSize: configuration.maxBatchSize, maxQueueDelay: configuration.maxQueueDelay,
+                maxQueueSize: configuration.maxQueueSize, priorityLevels: configuration.priorityLevels,
+                preferredBatchSizes: engine.preferredBatchSizes),
+            workers: workers, pixelsPerImage: engine.spec.pixelsPerImage, embedDim: engine.spec.embedDim,
+            normalize: configuration.normalize, clock: clock, metrics: metrics)
+    }
+
+    /// The model's tower.
+    public var spec: VisionTowerSpec { engine.spec }
+
+    /// Ready once warm, until an engine failure or shutdown.
+    public var readiness: Readiness {
+        if let failure = batcher.failure { return .notReady("engine failed: \(failure)") }
+        return phase.withLock { phase in
+            switch phase {
+            case .ready: .ready
+            case .starting: .notReady("warming up")
+            case let .failed(message): .notReady("engine failed: \(message)")
+            case .stopping, .stopped: .notReady("shutting down")
+            }
+        }
+    }
+
+    /// Images waiting for a batch.
+    public var queuedImages: Int { batcher.queuedImages }
+
+    /// Creates the contexts on their threads, warms up, serves until graceful shutdown, then drains the queue,
+    /// finishes the batches in flight and releases the contexts.
+    public func run() async throws {
+        do {
+            for worker in workers {
+                try await worker.start(engine: engine, maxBatchSize: configuration.maxBatchSize)
+            }
+            if configuration.warmUp { try await warmUp() }
+        } catch {
+            phase.withLock { $0 = .failed(String(describing: error)) }
+            resumeReadyWaiters()
+            logger.error("engine start failed: \(error)")
+            await stopThreads()
+            throw error
+        }
+        phase.withLock { if case .starting = $0 { $0 = .ready } }
+        resumeReadyWaiters()
+        logger.info("ready: \(workers.count) context(s) on \(engine.deviceDescription)")
+        await withGracefulShutdownHandler {
+            await batcher.runTimers()
+        } onGracefulShutdown: { [self] in
+            phase.withLock { $0 = .stopping }
+            batcher.shutdown()
+        }
+        phase.withLock { $0 = .stopping }
+        batcher.failAll(.shuttingDown)
+        await stopThreads()
+        phase.withLock { $0 = .stopped }
+        resumeReadyWaiters()
+        logger.info("runtime stopped")
+    }
+
+    /// Returns once start-up has finished, with the readiness it ended in.
+    public func startupFinished() async -> Readiness {
+        await withCheckedContinuation { continuation in
+            let waiting = readyWaiters.withLock { waiters -> Bool in
+                guard waiters != nil else { return false }
+                waiters?.append(continuation)
+                return true
+            }
+            if !waiting { continuation.resume(returning: readiness) }
+        }
+    }
+
+    private func resumeReadyWaiters() {
+        let waiters = readyWaiters.withLock { waiters in
+            defer { waiters = nil }
+            return waiters ?? []
+        }
+        let state = readiness
+        for waiter in waiters { waiter.resume(returning: state) }
+    }
+
+    /// Decodes and preprocesses `images` on the preprocessing pool, then embeds them through the batcher.
+    public func embed(images: [[UInt8]], options: RequestOptions = .init()) async throws -> EmbeddingResult {
+        let (priority, timeout) = try admit(count: images.count, options: options)
+        let start = clock.now
+        let pixelsPerImage = spec.pixelsPerImage
+        let preprocessor = self.preprocessor
+        let pool = preprocessPool
+        let metrics = self.metrics
+        let pixels = try await withThrowingTaskGroup(of: (Int, [Float]).self) { group in
+            for (index, bytes) in images.enumerated() {
+                group.addTask {
+                    let clock = ContinuousClock()
+                    let begin = clock.now
+                    let pixels = try await pool.run { () throws -> [Float] in
+                        do {
+                            return try preprocessor.pixels(from: bytes)
+                        } catch let error as RuntimeError {
+                            throw error
+                        } catch {
+                            throw RuntimeError.badImage(index: index, message: String(describing: error))
+                        }
+                    }
+                    metrics.preprocessTime.record(duration: begin.duration(to: clock.now))
+                    guard pixels.count == pixelsPerImage else {
+                        throw RuntimeError.badPixels(
+                            "image \(index): preprocessing produced \(pixels.count) floats, expected \(pixelsPerImage)")
+                    }
+                    return (index, pixels)
+                }
+            }
+            var flat = [Float](repeating: 0, count: images.count * pixelsPerImage)
+            for try await (index, values) in group {
+                flat.replaceSubrange((index * pixelsPerImage)..<((index + 1) * pixelsPerImage), with: values)
+            }
+            return flat
+        }
+        let preprocessTime = start.duration(to: clock.now)
+        let remaining = timeout - preprocessTime
+        guard remaining > .zero else { throw RuntimeError.timedOut(after: timeout) }
+        return try await batch(
+            pixels: pixels, count: images.count, priority: priority, timeout: remaining,
+            preprocessTime: preprocessTime)
+    }
+
+    /// Embeds `count` images already preprocessed (`count × 3 × S × S` normalised floats).
+    public func embed(pixels: [Float], count: Int, options: RequestOptions = .init()) async throws -> EmbeddingResult {
+        let (priority, timeout) = try admit(count: count, options: options)
+        guard pixels.count == count * spec.pixelsPerImage else {
+            throw RuntimeError.badPixels(
+                "pixel_values holds \(pixels.count) floats, expected \(count) × 3 × \(spec.imageSize) × \(spec.imageSize)")
+        }
+        return try await batch(pixels: pixels, count: count, priority: priority, timeout: timeout, preprocessTime: .zero)
+    }
+
+    private func admit(count: Int, options: RequestOptions) throws -> (priority: Int, timeout: Duration) {
+        if case let .notReady(why) = readiness {
+            if case .stopping = phase.withLock({ $0 }) { throw RuntimeError.shuttingDown }
+            throw RuntimeError.notReady(why)
+        }
+        guard count > 0 else { throw RuntimeError.noImages }
+        guard count <= configuration.maxImagesPerRequest else {
+            throw RuntimeError.tooManyImages(count: count, limit: configuration.maxImagesPerRequest)
+        }
+        guard (0...configuration.priorityLevels).contains(options.priority) else {
+            throw RuntimeError.invalidPriority(options.priority, levels: configuration.priorityLevels)
+        }
+        let priority = options.priority == 0 ? configuration.defaultPriority : options.priority
+        var timeout = configuration.requestTimeout
+        if let requested = options.timeout, requested > .zero { timeout = min(timeout, requested) }
+        return (priority, timeout)
+    }
+
+    private func batch(
+        pixels: [Float], count: Int, priority: Int, timeout: Duration, preprocessTime: Duration
+    ) async throws -> EmbeddingResult {
+        metrics.images.increment(by: count)
+        let result = try await batcher.submit(pixels: pixels, count: count, priority: priority, timeout: timeout)
+        return EmbeddingResult(
+            count: count, dimension: spec.embedDim, embeddings: result.embeddings, preprocessTime: preprocessTime,
+            queueTime: result.queueTime, inferenceTime: result.inferenceTime, batchSize: result.batchSize)
+    }
+
+    /// One batch of one grey image per context, so the first request pays no start-up cost.
+    private func warmUp() async throws {
+        let spec = self.spec
+        let normalize = configuration.normalize
+        for worker in workers {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                worker.run(
+                    count: 1, pixelsPerImage: spec.pixelsPerImage, embedDim: spec.embedDim, normalize: normalize,
+                    fill: { $0.update(repeating: 0) },
+                    done: { result, _ in
+                        continuation.resume(with: result.flatMap { embeddings in
+                            embeddings.allSatisfy(\.isFinite)
+                                ? .success(()) : .failure(EngineError.device("warm-up produced non-finite values"))
+                        })
+                    })
+            }
+        }
+    }
+
+    private func stopThreads() async {
+        for worker in workers { await worker.stop() }
+        await preprocessPool.shutdown()
+    }
+}
+
+extension EmbeddingRuntime where C == ContinuousClock {
+    /// A runtime timed by the continuous clock.
+    public convenience init(
+        engine: any EmbeddingEngine, preprocessor: any ImagePreprocessing, configuration: RuntimeConfiguration,
+        metrics: RuntimeMetrics = RuntimeMetrics(), telemetry: (any DeviceTelemetry)? = nil,
+        logger: Logger = Logger(label: "clipserve.runtime")
+    ) {
+        self.init(
+            engine: engine, preprocessor: preprocessor, configuration: configuration, clock: ContinuousClock(),
+            metrics: metrics, telemetry: telemetry, logger: logger)
+    }
+}

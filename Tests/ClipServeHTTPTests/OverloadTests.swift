@@ -1,0 +1,133 @@
+import CPUBackend
+import ClipServeHTTP
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import InferenceCore
+import InferenceRuntime
+import Prometheus
+import Synchronization
+import Testing
+
+/// The CPU engine behind a gate: while closed, every batch (the warm-up included) blocks its worker thread.
+final class GatedEngine: EmbeddingEngine, Sendable {
+    let inner: CPUEngine
+    let isOpen = Locked(false)
+    let condition = NSCondition()
+    let waiting = Atomic<Int>(0)
+
+    init(_ inner: CPUEngine) { self.inner = inner }
+
+    var spec: VisionTowerSpec { inner.spec }
+    var deviceDescription: String { "gated " + inner.deviceDescription }
+    var precision: Precision { inner.precision }
+    var preferredBatchSizes: [Int] { inner.preferredBatchSizes }
+
+    func set(open: Bool) {
+        condition.lock()
+        isOpen.withLock { $0 = open }
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func pass() {
+        condition.lock()
+        waiting.add(1, ordering: .relaxed)
+        while !isOpen.withLock({ $0 }) { condition.wait() }
+        waiting.subtract(1, ordering: .relaxed)
+        condition.unlock()
+    }
+
+    func makeContext(_ configuration: ExecutionContextConfiguration) throws -> any ExecutionContext {
+        GatedContext(engine: self, inner: try inner.makeContext(configuration))
+    }
+}
+
+final class GatedContext: ExecutionContext {
+    let engine: GatedEngine
+    let inner: any ExecutionContext
+    init(engine: GatedEngine, inner: any ExecutionContext) {
+        self.engine = engine
+        self.inner = inner
+    }
+    var maxBatchSize: Int { inner.maxBatchSize }
+    func embed(pixels: UnsafeBufferPointer<Float>, count: Int, normalize: Bool, into output: UnsafeMutableBufferPointer<Float>) throws {
+        engine.pass()
+        try inner.embed(pixels: pixels, count: count, normalize: normalize, into: output)
+    }
+    func captureLayers(pixels: UnsafeBufferPointer<Float>, count: Int) throws -> [LayerOutput] {
+        try inner.captureLayers(pixels: pixels, count: count)
+    }
+}
+
+@Suite("Overload and readiness")
+struct OverloadTests {
+    @Test func notReadyQueueFullAndTimeoutAnswerAtOnce() async throws {
+        let tiny = try TinyModel.shared.get()
+        let engine = GatedEngine(tiny.engine)
+        var configuration = RuntimeConfiguration()
+        configuration.maxBatchSize = 1
+        configuration.maxQueueSize = 1
+        configuration.maxQueueDelay = .zero
+        let metrics = ServerMetrics()
+        let runtime = EmbeddingRuntime(
+            engine: engine, preprocessor: tiny.preprocessor, configuration: configuration, metrics: metrics.runtime)
+        var http = HTTPConfiguration()
+        http.modelName = "oc-tiny"
+        let app = buildApplication(runtime: runtime, configuration: http, registry: metrics.registry)
+        let image = dataURI(tiny.bytes("tiny.png"), mime: "image/png")
+        let body = "{\"input\":\"\(image)\"}"
+        try await app.test(.router) { client in
+            // Warm-up is blocked: not ready, and requests are refused rather than left hanging.
+            await eventually { engine.waiting.load(ordering: .relaxed) == 1 }
+            #expect(try await client.execute(uri: "/v2/health/ready", method: .get).status == .serviceUnavailable)
+            #expect(try await client.execute(uri: "/v2/models/oc-tiny/ready", method: .get).status == .badRequest)
+            #expect(try await client.execute(uri: "/v2/health/live", method: .get).status == .ok)
+            let early = try await client.postJSON("/v1/embeddings", body)
+            #expect(early.status == .serviceUnavailable)
+            #expect(early.headers[HTTPField.Name("Retry-After")!] != nil)
+
+            engine.set(open: true)
+            #expect(await runtime.startupFinished() == .ready)
+            engine.set(open: false)
+
+            // One request holds the only worker, one fills the queue, the third is refused.
+            let running = Task { try await client.postJSON("/v1/embeddings", body) }
+            await eventually { engine.waiting.load(ordering: .relaxed) == 1 }
+            let queued = Task { try await client.postJSON("/v1/embeddings", body) }
+            await eventually { runtime.queuedImages == 1 }
+            let refused = try await client.postJSON("/v1/embeddings", body)
+            #expect(refused.status == .serviceUnavailable)
+            #expect(refused.headers[HTTPField.Name("Retry-After")!] == "1")
+            #expect((refused.json["error"] as? [String: Any])?["type"] as? String == "overloaded_error")
+
+            engine.set(open: true)
+            #expect(try await running.value.status == .ok)
+            #expect(try await queued.value.status == .ok)
+
+            // A deadline that passes while the batch is stuck is answered without waiting for it.
+            engine.set(open: false)
+            let stuck = Task { try await client.postJSON("/v1/embeddings", body) }
+            await eventually { engine.waiting.load(ordering: .relaxed) == 1 }
+            let b64 = Data(tiny.bytes("tiny.png")).base64EncodedString()
+            let timedOut = try await client.postJSON(
+                "/v2/models/oc-tiny/infer",
+                "{\"parameters\":{\"timeout\":20000},\"inputs\":[{\"name\":\"image\",\"shape\":[1],\"datatype\":\"BYTES\",\"data\":[\"\(b64)\"]}]}")
+            #expect(timedOut.status == .gatewayTimeout)
+            #expect(timedOut.json["error"] is String)
+            #expect(engine.waiting.load(ordering: .relaxed) == 1)
+            engine.set(open: true)
+            #expect(try await stuck.value.status == .ok)
+        }
+    }
+}
+
+/// Waits (yielding, never sleeping) until `condition` holds; records an issue if it never does.
+func eventually(_ condition: () -> Bool, sourceLocation: SourceLocation = #_sourceLocation) async {
+    for _ in 0..<50_000_000 {
+        if condition() { return }
+        await Task.yield()
+    }
+    Issue.record("condition never held", sourceLocation: sourceLocation)
+}

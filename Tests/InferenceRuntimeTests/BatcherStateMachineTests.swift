@@ -1,0 +1,205 @@
+import InferenceCore
+import Testing
+
+@testable import InferenceRuntime
+
+@Suite("BatcherStateMachine")
+struct BatcherStateMachineTests {
+    typealias Machine = BatcherStateMachine<ManualClock.Instant>
+    let t0 = ManualClock.Instant(offset: .seconds(100))
+
+    func at(_ ms: Int) -> ManualClock.Instant { t0.advanced(by: .milliseconds(ms)) }
+
+    func machine(
+        maxBatch: Int = 4, delayMS: Int = 10, queue: Int = 64, levels: Int = 2, preferred: [Int] = [],
+        workers: [ContextPriority] = [.normal]
+    ) -> Machine {
+        Machine(
+            configuration: .init(
+                maxBatchSize: maxBatch, maxQueueDelay: .milliseconds(delayMS), maxQueueSize: queue,
+                priorityLevels: levels, preferredBatchSizes: preferred),
+            workers: workers)
+    }
+
+    func batches(_ actions: [Machine.Action]) -> [Machine.Batch] {
+        actions.compactMap { if case let .startBatch(batch) = $0 { batch } else { nil } }
+    }
+
+    func accepted(
+        _ m: inout Machine, _ id: UInt64, images: Int = 1, priority: Int = 2, deadlineMS: Int = 1000, now: Int = 0
+    ) -> [Machine.Action] {
+        let result = m.enqueue(id, images: images, priority: priority, deadline: at(deadlineMS), now: at(now))
+        guard case let .success(actions) = result else {
+            Issue.record("request \(id) was rejected: \(result)")
+            return []
+        }
+        return actions
+    }
+
+    @Test func fullBatchStartsAtOnce() {
+        var m = machine(maxBatch: 4)
+        #expect(batches(accepted(&m, 1, images: 3)).isEmpty)
+        let started = batches(accepted(&m, 2, images: 2))
+        #expect(started.count == 1)
+        #expect(started[0].units.map(\.request) == [1, 1, 1, 2])
+        #expect(m.queuedImages == 1)
+    }
+
+    @Test func partialBatchWaitsForTheDelay() {
+        var m = machine(maxBatch: 8, delayMS: 10)
+        let actions = accepted(&m, 1, images: 2, now: 0)
+        #expect(batches(actions).isEmpty)
+        #expect(actions.contains(.scheduleTimer(at(10))))
+        #expect(batches(m.timerFired(now: at(9))).isEmpty)
+        let started = batches(m.timerFired(now: at(10)))
+        #expect(started.count == 1 && started[0].units.count == 2)
+    }
+
+    @Test func zeroDelayDispatchesImmediately() {
+        var m = machine(maxBatch: 8, delayMS: 0)
+        #expect(batches(accepted(&m, 1)).count == 1)
+    }
+
+    @Test func imagesQueueWhileTheWorkerIsBusyAndFormTheNextBatch() {
+        var m = machine(maxBatch: 4, delayMS: 0)
+        let first = batches(accepted(&m, 1))[0]
+        for id in 2...7 { #expect(batches(accepted(&m, UInt64(id), now: 1)).isEmpty) }
+        let next = batches(m.batchFinished(first, error: nil, now: at(2)))
+        #expect(next.count == 1)
+        #expect(next[0].units.map(\.request) == [2, 3, 4, 5])
+        #expect(m.queuedImages == 2)
+    }
+
+    @Test func priorityOneIsServedFirst() {
+        var m = machine(maxBatch: 2, delayMS: 0)
+        let first = batches(accepted(&m, 1))[0]
+        _ = accepted(&m, 2, priority: 2, now: 1)
+        _ = accepted(&m, 3, priority: 2, now: 2)
+        _ = accepted(&m, 4, priority: 1, now: 3)
+        let next = batches(m.batchFinished(first, error: nil, now: at(4)))
+        #expect(next[0].units.map(\.request) == [4, 2])
+    }
+
+    @Test func priorityOneGoesToTheHighPriorityContext() {
+        var m = machine(maxBatch: 1, delayMS: 0, workers: [.normal, .high])
+        let normal = batches(accepted(&m, 1, priority: 2))
+        #expect(normal.first?.worker == 0)
+        var m2 = machine(maxBatch: 1, delayMS: 0, workers: [.normal, .high])
+        let urgent = batches(accepted(&m2, 1, priority: 1))
+        #expect(urgent.first?.worker == 1)
+    }
+
+    @Test func fullQueueRejects() {
+        var m = machine(maxBatch: 1, delayMS: 0, queue: 3)
+        _ = accepted(&m, 1)  // running
+        _ = accepted(&m, 2, images: 2)
+        #expect(m.enqueue(3, images: 2, priority: 2, deadline: at(100), now: at(0)) == .failure(.queueFull))
+        _ = accepted(&m, 4)
+        #expect(m.queuedImages == 3)
+    }
+
+    @Test func deadlineExpiringWhileItsBatchRunsAnswersAtOnce() {
+        var m = machine(maxBatch: 4, delayMS: 0)
+        let actions = accepted(&m, 1, deadlineMS: 50)
+        let running = batches(actions)[0]
+        #expect(actions.contains(.scheduleTimer(at(50))))
+        _ = accepted(&m, 2, deadlineMS: 500, now: 10)
+        let fired = m.timerFired(now: at(50))
+        #expect(fired.contains(.fail(1, .timedOut)))
+        #expect(!fired.contains(.fail(2, .timedOut)))
+        // The late batch result is dropped; request 2 still runs next.
+        let after = m.batchFinished(running, error: nil, now: at(60))
+        #expect(!after.contains(.succeed(1)))
+        #expect(batches(after).first?.units.map(\.request) == [2])
+    }
+
+    @Test func expiredRequestLeavesTheQueue() {
+        var m = machine(maxBatch: 1, delayMS: 0)
+        let running = batches(accepted(&m, 1, deadlineMS: 1000))[0]
+        _ = accepted(&m, 2, images: 3, deadlineMS: 20)
+        #expect(m.queuedImages == 3)
+        #expect(m.timerFired(now: at(20)).contains(.fail(2, .timedOut)))
+        #expect(m.queuedImages == 0)
+        let after = m.batchFinished(running, error: nil, now: at(30))
+        #expect(after.contains(.succeed(1)))
+        #expect(batches(after).isEmpty)
+    }
+
+    @Test func cancelledRequestLeavesTheQueue() {
+        var m = machine(maxBatch: 1, delayMS: 0)
+        let running = batches(accepted(&m, 1))[0]
+        _ = accepted(&m, 2, images: 2)
+        #expect(m.cancel(2, now: at(1)).contains(.fail(2, .cancelled)))
+        #expect(m.queuedImages == 0)
+        #expect(m.cancel(2, now: at(1)).isEmpty)
+        let after = m.batchFinished(running, error: nil, now: at(2))
+        #expect(after.contains(.succeed(1)))
+        #expect(batches(after).isEmpty)
+    }
+
+    @Test func requestIsSplitAcrossBatchesAndSucceedsAfterTheLast() {
+        var m = machine(maxBatch: 4, delayMS: 0)
+        let first = batches(accepted(&m, 1, images: 6))[0]
+        #expect(first.units == (0..<4).map { Machine.Unit(request: 1, index: $0) })
+        let afterFirst = m.batchFinished(first, error: nil, now: at(1))
+        #expect(!afterFirst.contains(.succeed(1)))
+        let second = batches(afterFirst)[0]
+        #expect(second.units == [Machine.Unit(request: 1, index: 4), Machine.Unit(request: 1, index: 5)])
+        #expect(m.batchFinished(second, error: nil, now: at(2)).contains(.succeed(1)))
+        #expect(m.activeRequests == 0)
+    }
+
+    @Test func preferredBatchSizeCutsTheBatch() {
+        var m = machine(maxBatch: 16, delayMS: 10, preferred: [4, 8])
+        _ = accepted(&m, 1, images: 5)
+        let started = batches(m.timerFired(now: at(10)))
+        #expect(started.map(\.units.count) == [4])
+        // Reaching the largest preferred size starts a batch without waiting.
+        var m2 = machine(maxBatch: 16, delayMS: 10, preferred: [4, 8])
+        #expect(batches(accepted(&m2, 1, images: 9)).map(\.units.count) == [8])
+    }
+
+    @Test func shutdownDrainsThenReportsDrained() {
+        var m = machine(maxBatch: 4, delayMS: 1000)
+        _ = accepted(&m, 1, images: 3)
+        #expect(m.queuedImages == 3)
+        let running = batches(m.shutdown(now: at(1)))
+        #expect(running.map(\.units.count) == [3])
+        #expect(m.enqueue(2, images: 1, priority: 2, deadline: at(100), now: at(1)) == .failure(.shuttingDown))
+        guard let batch = running.first else { return }
+        let after = m.batchFinished(batch, error: nil, now: at(2))
+        #expect(after.contains(.succeed(1)))
+        #expect(after.contains(.drained))
+    }
+
+    @Test func shutdownWaitsForEveryBatch() {
+        var m = machine(maxBatch: 2, delayMS: 0)
+        let first = batches(accepted(&m, 1, images: 3))
+        #expect(first.map(\.units.count) == [2])
+        #expect(!m.shutdown(now: at(1)).contains(.drained))
+        guard let batch = first.first else { return }
+        let next = m.batchFinished(batch, error: nil, now: at(2))
+        #expect(!next.contains(.drained))
+        guard let last = batches(next).first else {
+            Issue.record("no second batch")
+            return
+        }
+        #expect(m.batchFinished(last, error: nil, now: at(3)).contains(.drained))
+    }
+
+    @Test func engineFailureFailsEveryoneAndStopsAdmission() {
+        var m = machine(maxBatch: 1, delayMS: 0)
+        let running = batches(accepted(&m, 1))[0]
+        _ = accepted(&m, 2)
+        let actions = m.batchFinished(running, error: "device lost", now: at(1))
+        #expect(actions.contains(.fail(1, .engineFailed("device lost"))))
+        #expect(actions.contains(.fail(2, .engineFailed("device lost"))))
+        #expect(batches(actions).isEmpty)
+        #expect(m.enqueue(3, images: 1, priority: 2, deadline: at(100), now: at(2)) == .failure(.failed("device lost")))
+    }
+
+    @Test func expiredOnArrivalIsRejected() {
+        var m = machine()
+        #expect(m.enqueue(1, images: 1, priority: 2, deadline: at(0), now: at(0)) == .failure(.expired))
+    }
+}

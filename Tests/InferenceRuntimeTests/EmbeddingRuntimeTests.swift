@@ -1,0 +1,217 @@
+import InferenceCore
+import Logging
+import ServiceLifecycle
+import Testing
+
+@testable import InferenceRuntime
+
+/// Runs `runtime` in a service group for `body`, then shuts it down gracefully.
+func withRunningRuntime<C: Clock>(
+    _ runtime: EmbeddingRuntime<C>, _ body: @Sendable (ServiceGroup) async throws -> Void
+) async throws where C.Duration == Duration {
+    let group = ServiceGroup(services: [runtime], logger: Logger(label: "test"))
+    try await withThrowingTaskGroup(of: Void.self) { tasks in
+        tasks.addTask { try await group.run() }
+        #expect(await runtime.startupFinished() == .ready)
+        try await body(group)
+        await group.triggerGracefulShutdown()
+        try await tasks.waitForAll()
+    }
+}
+
+/// Waits (yielding, never sleeping) until `condition` holds; records an issue if it never does.
+func eventually(_ condition: () -> Bool, sourceLocation: SourceLocation = #_sourceLocation) async {
+    for _ in 0..<20_000_000 {
+        if condition() { return }
+        await Task.yield()
+    }
+    Issue.record("condition never held", sourceLocation: sourceLocation)
+}
+
+@Suite("EmbeddingRuntime")
+struct EmbeddingRuntimeTests {
+    func configuration(
+        instances: Int = 1, maxBatch: Int = 4, queue: Int = 64, timeout: Duration = .seconds(60)
+    ) -> RuntimeConfiguration {
+        var configuration = RuntimeConfiguration()
+        configuration.instances = instances
+        configuration.maxBatchSize = maxBatch
+        configuration.maxQueueDelay = .zero
+        configuration.maxQueueSize = queue
+        configuration.requestTimeout = timeout
+        configuration.normalize = false
+        return configuration
+    }
+
+    func runtime(_ engine: FakeEngine, _ configuration: RuntimeConfiguration) -> EmbeddingRuntime<ContinuousClock> {
+        EmbeddingRuntime(
+            engine: engine, preprocessor: FakePreprocessor(pixelsPerImage: engine.spec.pixelsPerImage),
+            configuration: configuration)
+    }
+
+    @Test(arguments: [1, 3])
+    func requestIsSplitAcrossBatchesAndReassembledInOrder(instances: Int) async throws {
+        let engine = FakeEngine()
+        let runtime = runtime(engine, configuration(instances: instances, maxBatch: 2))
+        try await withRunningRuntime(runtime) { _ in
+            let seeds: [UInt8] = [5, 1, 9, 3, 7]
+            let result = try await runtime.embed(images: seeds.map { [$0] })
+            #expect(result.count == 5)
+            for (i, seed) in seeds.enumerated() {
+                let alone = engine.reference(engine.pixels(seeds: [Float(seed)])[...])
+                #expect(Array(result.embedding(i)) == alone, "image \(i)")
+            }
+            #expect(engine.batches.withLock { $0.dropFirst(instances).allSatisfy { $0.count <= 2 } })
+        }
+    }
+
+    @Test func concurrentRequestsEachGetTheirOwnEmbeddings() async throws {
+        let engine = FakeEngine()
+        let runtime = runtime(engine, configuration(instances: 2, maxBatch: 8, queue: 1024))
+        try await withRunningRuntime(runtime) { _ in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for request in 0..<64 {
+                    group.addTask {
+                        let seeds = (0..<(request % 3 + 1)).map { UInt8((request * 7 + $0) % 251) }
+                        let result = try await runtime.embed(images: seeds.map { [$0] })
+                        for (i, seed) in seeds.enumerated() {
+                            #expect(Array(result.embedding(i)) == engine.reference(engine.pixels(seeds: [Float(seed)])[...]))
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+    }
+
+    @Test func deadlineExpiringWhileTheBatchRunsIsAnsweredAtOnce() async throws {
+        let engine = FakeEngine()
+        let clock = ManualClock()
+        let runtime = EmbeddingRuntime(
+            engine: engine, preprocessor: FakePreprocessor(pixelsPerImage: engine.spec.pixelsPerImage),
+            configuration: configuration(maxBatch: 1, timeout: .milliseconds(50)), clock: clock)
+        try await withRunningRuntime(runtime) { _ in
+            engine.gate.close()
+            let running = Task { try await runtime.embed(images: [[1]]) }
+            await eventually { engine.gate.waiting.load(ordering: .relaxed) == 1 }
+            let queued = Task { try await runtime.embed(images: [[2]]) }
+            await eventually { runtime.queuedImages == 1 }
+            await eventually { clock.sleeperCount >= 1 }
+            clock.advance(by: .milliseconds(50))
+            // Both are answered while the engine is still blocked in the first batch.
+            await #expect(throws: RuntimeError.timedOut(after: .milliseconds(50))) { try (await running.result).get() }
+            await #expect(throws: RuntimeError.timedOut(after: .milliseconds(50))) { try (await queued.result).get() }
+            #expect(engine.gate.waiting.load(ordering: .relaxed) == 1)
+            #expect(runtime.queuedImages == 0)
+            engine.gate.open()
+            let after = try await runtime.embed(images: [[3]])
+            #expect(Array(after.embedding(0)) == engine.reference(engine.pixels(seeds: [3])[...]))
+        }
+    }
+
+    @Test func cancelledRequestLeavesTheQueue() async throws {
+        let engine = FakeEngine()
+        let runtime = runtime(engine, configuration(maxBatch: 1))
+        try await withRunningRuntime(runtime) { _ in
+            engine.gate.close()
+            let running = Task { try await runtime.embed(images: [[1]]) }
+            await eventually { engine.gate.waiting.load(ordering: .relaxed) == 1 }
+            let waiting = Task { try await runtime.embed(images: [[2], [3]]) }
+            await eventually { runtime.queuedImages == 2 }
+            waiting.cancel()
+            await #expect(throws: RuntimeError.cancelled) { try await waiting.value }
+            #expect(runtime.queuedImages == 0)
+            engine.gate.open()
+            _ = try (await running.result).get()
+            #expect(engine.batches.withLock { $0.flatMap { $0 }.contains(2) } == false)
+        }
+    }
+
+    @Test func fullQueueRejects() async throws {
+        let engine = FakeEngine()
+        let runtime = runtime(engine, configuration(maxBatch: 1, queue: 2))
+        try await withRunningRuntime(runtime) { _ in
+            engine.gate.close()
+            let running = Task { try await runtime.embed(images: [[1]]) }
+            await eventually { engine.gate.waiting.load(ordering: .relaxed) == 1 }
+            let queued = Task { try await runtime.embed(images: [[2], [3]]) }
+            await eventually { runtime.queuedImages == 2 }
+            await #expect(throws: RuntimeError.queueFull(capacity: 2)) { try await runtime.embed(images: [[4]]) }
+            engine.gate.open()
+            _ = try (await running.result).get()
+            _ = try (await queued.result).get()
+        }
+    }
+
+    @Test func priorityOneIsServedFirst() async throws {
+        let engine = FakeEngine()
+        let runtime = runtime(engine, configuration(maxBatch: 1))
+        try await withRunningRuntime(runtime) { _ in
+            engine.gate.close()
+            let first = Task { try await runtime.embed(images: [[1]]) }
+            await eventually { engine.gate.waiting.load(ordering: .relaxed) == 1 }
+            let normal = Task { try await runtime.embed(images: [[2]], options: .init(priority: 2)) }
+            await eventually { runtime.queuedImages == 1 }
+            let urgent = Task { try await runtime.embed(images: [[3]], options: .init(priority: 1)) }
+            await eventually { runtime.queuedImages == 2 }
+            engine.gate.open()
+            _ = try (await first.result).get()
+            _ = try (await normal.result).get()
+            _ = try (await urgent.result).get()
+            #expect(engine.batches.withLock { Array($0.suffix(3)) } == [[1], [3], [2]])
+        }
+    }
+
+    @Test func badImageNamesItsIndex() async throws {
+        let engine = FakeEngine()
+        let runtime = runtime(engine, configuration())
+        try await withRunningRuntime(runtime) { _ in
+            await #expect(throws: RuntimeError.badImage(index: 1, message: "not a fake image")) {
+                try await runtime.embed(images: [[1], [1, 2]])
+            }
+            await #expect(throws: RuntimeError.tooManyImages(count: 40, limit: 32)) {
+                try await runtime.embed(images: Array(repeating: [1], count: 40))
+            }
+            await #expect(throws: RuntimeError.invalidPriority(7, levels: 2)) {
+                try await runtime.embed(images: [[1]], options: .init(priority: 7))
+            }
+            _ = try await runtime.embed(images: [[1]])
+        }
+    }
+
+    @Test func engineFailureTurnsReadinessOff() async throws {
+        let engine = FakeEngine()
+        let runtime = runtime(engine, configuration())
+        try await withRunningRuntime(runtime) { _ in
+            #expect(runtime.readiness == .ready)
+            engine.failNext.store(true, ordering: .relaxed)
+            await #expect(throws: RuntimeError.engineFailed("injected failure")) {
+                try await runtime.embed(images: [[1]])
+            }
+            #expect(runtime.readiness != .ready)
+            await #expect(throws: RuntimeError.self) { try await runtime.embed(images: [[1]]) }
+        }
+    }
+
+    @Test func gracefulShutdownAnswersEverythingAccepted() async throws {
+        let engine = FakeEngine()
+        let runtime = runtime(engine, configuration(maxBatch: 2))
+        let group = ServiceGroup(services: [runtime], logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            #expect(await runtime.startupFinished() == .ready)
+            engine.gate.close()
+            let requests = (1...5).map { seed in Task { try await runtime.embed(images: [[UInt8(seed)]]) } }
+            await eventually { engine.gate.waiting.load(ordering: .relaxed) == 1 && runtime.queuedImages == 4 }
+            await group.triggerGracefulShutdown()
+            await eventually { runtime.readiness != .ready }
+            await #expect(throws: RuntimeError.shuttingDown) { try await runtime.embed(images: [[9]]) }
+            engine.gate.open()
+            for (i, request) in requests.enumerated() {
+                let result = try await request.value
+                #expect(Array(result.embedding(0)) == engine.reference(engine.pixels(seeds: [Float(i + 1)])[...]))
+            }
+            try await tasks.waitForAll()
+        }
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import InferenceRuntime
+import InferenceCore
+import Synchronization
+
+/// A deterministic engine for runtime tests: each embedding depends on that image's pixels only; batches can be
+/// held at a gate, and the engine can be told to fail.
+final class FakeEngine: EmbeddingEngine, Sendable {
+    let spec = VisionTowerSpec(imageSize: 8, patchSize: 4, width: 16, layers: 1, headWidth: 8, embedDim: 4)
+    let deviceDescription = "fake"
+    let precision = Precision.fp32
+    let preferredBatchSizes: [Int] = []
+    let gate = Gate()
+    let failNext = Atomic<Bool>(false)
+    /// First pixel of every image, batch by batch, in the order the batches ran.
+    let batches = Locked<[[Float]]>([])
+
+    func makeContext(_ configuration: ExecutionContextConfiguration) throws -> any ExecutionContext {
+        FakeContext(engine: self, maxBatchSize: configuration.maxBatchSize)
+    }
+
+    /// Embedding of one image alone.
+    func reference(_ pixels: ArraySlice<Float>) -> [Float] {
+        let dim = spec.embedDim
+        var out = [Float](repeating: 0, count: dim)
+        for (i, value) in pixels.enumerated() { out[i % dim] += value * Float(i % 7 + 1) }
+        return out
+    }
+
+    /// `count` images whose pixels are all `seed + i`.
+    func pixels(seeds: [Float]) -> [Float] {
+        seeds.flatMap { [Float](repeating: $0, count: spec.pixelsPerImage) }
+    }
+}
+
+final class FakeContext: ExecutionContext {
+    let engine: FakeEngine
+    let maxBatchSize: Int
+
+    init(engine: FakeEngine, maxBatchSize: Int) {
+        self.engine = engine
+        self.maxBatchSize = maxBatchSize
+    }
+
+    func embed(
+        pixels: UnsafeBufferPointer<Float>, count: Int, normalize: Bool, into output: UnsafeMutableBufferPointer<Float>
+    ) throws {
+        engine.gate.pass()
+        let per = engine.spec.pixelsPerImage, dim = engine.spec.embedDim
+        engine.batches.withLock { $0.append((0..<count).map { pixels[$0 * per] }) }
+        if engine.failNext.exchange(false, ordering: .relaxed) { throw EngineError.device("injected failure") }
+        guard count <= maxBatchSize else { throw EngineError.batchTooLarge(requested: count, maximum: maxBatchSize) }
+        for image in 0..<count {
+            let values = engine.reference(Array(pixels[(image * per)..<((image + 1) * per)])[...])
+            for j in 0..<dim { output[image * dim + j] = values[j] }
+        }
+    }
+
+    func captureLayers(pixels: UnsafeBufferPointer<Float>, count: Int) throws -> [LayerOutput] { [] }
+}
+
+/// Blocks the engine's worker threads while closed (a real blocking wait: they are dedicated threads).
+final class Gate: Sendable {
+    private let state = Locked(true)
+    private let condition = NSCondition()
+    /// Threads currently waiting at the gate.
+    let waiting = Atomic<Int>(0)
+
+    func close() { set(false) }
+    func open() { set(true) }
+
+    private func set(_ isOpen: Bool) {
+        condition.lock()
+        state.withLock { $0 = isOpen }
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func pass() {
+        condition.lock()
+        waiting.add(1, ordering: .relaxed)
+        while !state.withLock({ $0 }) { condition.wait() }
+        waiting.subtract(1, ordering: .relaxed)
+        condition.unlock()
+    }
+}
+
+/// Preprocessing for the fake engine: the image bytes are `[seed]`, anything else is a bad image.
+struct FakePreprocessor: ImagePreprocessing {
+    let pixelsPerImage: Int
+
+    func pixels(from bytes: [UInt8]) throws -> [Float] {
+        guard bytes.count == 1 else { throw FakeImageError() }
+        return [Float](repeating: Float(bytes[0]), count: pixelsPerImage)
+    }
+}
+
+struct FakeImageError: Error, CustomStringConvertible {
+    var description: String { "not a fake image" }
+}
