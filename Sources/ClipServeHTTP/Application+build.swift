@@ -127,3 +127,23 @@ struct EmbeddingHandlers<C: Clock>: Sendable where C.Duration == Duration {
         String(format: "%.3f", duration.milliseconds)
     }
 }
+
+extension EmbeddingHandlers {
+    /// Scheduling options from the request headers (`x-priority`).
+    /// The header every embedding route accepts: `x-priority: 1` is served first, 0 means the default.
+    static func headerOptions(_ headers: HTTPFields) throws -> RequestOptions {
+        var options = RequestOptions()
+        if let value = headers[.xPriority] {
+            guard let priority = Int(value.trimmingCharacters(in: .whitespaces)), priority >= 0 else {
+                throw APIError.badRequest("x-priority must be a non-negative integer, got '\(value)'")
+            }
+            options.priority = priority
+        }
+        return options
+    }
+}
+
+extension HTTPField.Name {
+    /// `x-priority`: a request's scheduling priority (1 = highest, 0 = default).
+    static let xPriority = HTTPField.Name("x-priority")!
+}

@@ -37,7 +37,7 @@ extension EmbeddingHandlers {
         guard images.count <= limit else {
             throw APIError.badRequest("request has \(images.count) images; at most \(limit) are allowed")
         }
-        let result = try await runtime.embed(images: images)
+        let result = try await runtime.embed(images: images, options: Self.headerOptions(request.headers))
         try Self.checkFinite(result)
         var json = "{\"model\":" + FloatCoding.jsonString(configuration.modelName)
         json += ",\"dimensions\":\(result.dimension),\"embeddings\":["

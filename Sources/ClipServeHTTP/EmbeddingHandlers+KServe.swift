@@ -80,7 +80,7 @@ extension EmbeddingHandlers {
             headerLength = value
         }
         if headerLength == 0 {
-            return try await rawBinaryInfer(Array(bytes))
+            return try await rawBinaryInfer(Array(bytes), options: Self.headerOptions(request.headers))
         }
         let jsonEnd = bytes.startIndex + (headerLength ?? bytes.count)
         let header = Data(bytes[bytes.startIndex..<jsonEnd])
@@ -93,7 +93,7 @@ extension EmbeddingHandlers {
         }
         guard let json = object as? [String: Any] else { throw APIError.badRequest("request JSON must be an object") }
         let parameters = json["parameters"] as? [String: Any] ?? [:]
-        let options = try scheduleOptions(parameters)
+        let options = try scheduleOptions(parameters, headers: request.headers)
 
         guard let inputs = json["inputs"] as? [[String: Any]], !inputs.isEmpty else {
             throw APIError.badRequest("request must have an 'inputs' array")
@@ -186,14 +186,14 @@ extension EmbeddingHandlers {
     }
 
     /// Raw binary request (`Inference-Header-Content-Length: 0`): the body is one encoded image.
-    private func rawBinaryInfer(_ body: [UInt8]) async throws -> Response {
+    private func rawBinaryInfer(_ body: [UInt8], options: RequestOptions) async throws -> Response {
         var image = body
         if body.count >= 4 {
             let length = Int(UInt32(body[0]) | UInt32(body[1]) << 8 | UInt32(body[2]) << 16 | UInt32(body[3]) << 24)
             if length == body.count - 4 { image = Array(body[4...]) }
         }
         guard !image.isEmpty else { throw APIError.badRequest("empty raw binary request") }
-        let result = try await runtime.embed(images: [image])
+        let result = try await runtime.embed(images: [image], options: options)
         try Self.checkFinite(result)
         return try inferResponse(result, id: nil, binary: true)
     }
@@ -204,8 +204,9 @@ extension EmbeddingHandlers {
         guard count <= limit else { throw APIError.badRequest("request has \(count) images; at most \(limit) are allowed") }
     }
 
-    private func scheduleOptions(_ parameters: [String: Any]) throws -> RequestOptions {
-        var options = RequestOptions()
+    /// The `x-priority` header's options, overridden by the request's own `parameters`.
+    private func scheduleOptions(_ parameters: [String: Any], headers: HTTPFields) throws -> RequestOptions {
+        var options = try Self.headerOptions(headers)
         if let value = parameters["priority"] {
             guard let priority = (value as? NSNumber)?.intValue, priority >= 0 else {
                 throw APIError.badRequest("parameters.priority must be a non-negative integer")

@@ -90,7 +90,7 @@ extension EmbeddingHandlers {
         let images = try items.enumerated().map { index, item in
             try ImageString.decode(item, index: index)
         }
-        let result = try await runtime.embed(images: images)
+        let result = try await runtime.embed(images: images, options: Self.headerOptions(request.headers))
 
         var json = "{\"object\":\"list\",\"data\":["
         json.reserveCapacity(result.count * (base64Output ? dimension * 6 : dimension * 12) + 256)

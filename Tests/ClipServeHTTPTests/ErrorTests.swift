@@ -191,6 +191,23 @@ struct ErrorTests {
         }
     }
 
+    @Test func priorityHeaderIsValidatedAndHonoured() async throws {
+        let server = try TestServer()
+        let tiny = server.tiny
+        try await server.test { client in
+            let body = "{\"input\":\"\(dataURI(tiny.bytes("rgb_baseline.jpg")))\"}"
+            let priority = HTTPField.Name("x-priority")!
+            for bad in ["high", "-1", "1.5"] {
+                let response = try await client.postJSON("/v1/embeddings", body, headers: [priority: bad])
+                #expect(response.status == .badRequest, "x-priority: \(bad)")
+            }
+            let urgent = try await client.postJSON("/v1/embeddings", body, headers: [priority: "1"])
+            #expect(urgent.status == .ok)
+            let embedding = try #require(((urgent.json["data"] as? [[String: Any]])?.first?["embedding"] as? [Double]))
+            #expect(cosine(embedding.map(Float.init), tiny.reference("rgb_baseline.jpg")) >= 0.99999)
+        }
+    }
+
     @Test func unknownRouteIs404() async throws {
         let server = try TestServer()
         try await server.test { client in
