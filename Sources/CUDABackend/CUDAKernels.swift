@@ -1,0 +1,98 @@
+import CCUDA
+import InferenceCore
+
+/// An argument of a kernel launch, stored in 8 bytes as the kernel's parameter type requires.
+enum KernelArgument {
+    case pointer(CUdeviceptr)
+    case int32(Int32)
+    case int64(Int64)
+    case float(Float)
+}
+
+/// The compiled ViT kernels of one device: one module, its functions looked up once.
+final class CUDAKernels: @unchecked Sendable {
+    // @unchecked: immutable after init; CUfunction handles may be launched from any thread bound to the context.
+    let device: CUDADevice
+    private let module: CUmodule
+    private var functions: [String: CUfunction] = [:]
+    /// Whether the CUBIN came from the disk cache, and how long compiling or loading took (seconds).
+    let cached: Bool
+    let compileSeconds: Double
+
+    /// Compiles (or loads from cache) the embedded kernel sources for `device`.
+    init(device: CUDADevice) throws {
+        self.device = device
+        try device.bind()
+        let started = ContinuousClock.now
+        let compiler = NVRTCCompiler(libraries: device.libraries)
+        let (cubin, cached) = try compiler.cubin(
+            source: KernelSources.vitKernels, name: "vit_kernels", architecture: device.architecture)
+        var module: CUmodule?
+        try cubin.withUnsafeBytes { bytes in
+            try device.libraries.check(
+                device.libraries.driver.cuModuleLoadData!(&module, bytes.baseAddress), "cuModuleLoadData(vit_kernels)",
+                "\(cubin.count) bytes, \(device.architecture)")
+        }
+        self.module = module!
+        self.cached = cached
+        let elapsed = ContinuousClock.now - started
+        compileSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        for suffix in ["f32", "f16", "bf16"] {
+            for op in ["im2col", "layernorm", "bias_gelu", "attention_d32", "attention_d64", "attention_d80"] {
+                try lookUp("\(op)_\(suffix)")
+            }
+        }
+        try lookUp("embed_f32")
+        try lookUp("l2norm_f32")
+        // Attention keeps a K and a V tile of fp32 in dynamic shared memory.
+        for (name, function) in functions where name.hasPrefix("attention_") {
+            try device.libraries.check(
+                device.libraries.driver.cuFuncSetAttribute!(
+                    function, Int32(CCUDA_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES), Int32(Self.attentionSharedBytes(headWidth: 80))),
+                "cuFuncSetAttribute(\(name), max dynamic shared memory)")
+        }
+    }
+
+    deinit { _ = device.libraries.driver.cuModuleUnload!(module) }
+
+    /// Keys per shared-memory tile in the attention kernel (KEY_TILE in the source).
+    static let attentionKeyTile = 32
+
+    /// Head widths the attention kernel is instantiated for.
+    static let supportedHeadWidths = [32, 64, 80]
+
+    static func attentionSharedBytes(headWidth: Int) -> Int { 2 * attentionKeyTile * headWidth * 4 }
+
+    private func lookUp(_ name: String) throws {
+        var function: CUfunction?
+        try device.libraries.check(device.libraries.driver.cuModuleGetFunction!(&function, module, name), "cuModuleGetFunction(\(name))")
+        functions[name] = function
+    }
+
+    /// Enqueues kernel `name` on `stream`.
+    func launch(
+        _ name: String, grid: (Int, Int, Int), block: Int, sharedBytes: Int = 0, stream: CUstream?,
+        _ arguments: [KernelArgument]
+    ) throws {
+        guard let function = functions[name] else { throw EngineError.device("cuda: kernel \(name) not in vit_kernels") }
+        let storage = UnsafeMutableRawPointer.allocate(byteCount: max(arguments.count, 1) * 8, alignment: 8)
+        defer { storage.deallocate() }
+        var pointers: [UnsafeMutableRawPointer?] = []
+        for (i, argument) in arguments.enumerated() {
+            let slot = storage + i * 8
+            switch argument {
+            case let .pointer(value): slot.storeBytes(of: value, as: UInt64.self)
+            case let .int32(value): slot.storeBytes(of: value, as: Int32.self)
+            case let .int64(value): slot.storeBytes(of: value, as: Int64.self)
+            case let .float(value): slot.storeBytes(of: value, as: Float.self)
+            }
+            pointers.append(slot)
+        }
+        let result = pointers.withUnsafeMutableBufferPointer { params in
+            device.libraries.driver.cuLaunchKernel!(
+                function, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2), UInt32(block), 1, 1, UInt32(sharedBytes),
+                stream, params.baseAddress, nil)
+        }
+        try device.libraries.check(result, "cuLaunchKernel(\(name))", "grid \(grid) block \(block) shared \(sharedBytes)")
+    }
+}
