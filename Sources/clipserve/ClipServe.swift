@@ -5,6 +5,6 @@ struct ClipServe: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "clipserve",
         abstract: "Serve CLIP image embeddings from open_clip image towers on CPUs and NVIDIA GPUs.",
-        subcommands: []
+        subcommands: [VerifyCommand.self]
     )
 }
