@@ -27,6 +27,9 @@ public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
     let lnPostWeight, lnPostBias, projection: CUDABuffer
     let blocks: [CUDABlockWeights]
 
+    /// Why the tensor-core attention kernel could not be built (the scalar kernel is used instead), if it could not.
+    public var tensorCoreAttentionError: String? { kernels.tensorCoreAttentionError }
+
     /// Whether a CUDA driver and a GPU are usable here.
     public static var isAvailable: Bool { CUDADevice.isAvailable }
 
@@ -63,7 +66,8 @@ public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
         case .bf16: .bf16
         }
         kernels = try CUDAKernels(device: device)
-        deviceDescription = "cuda:\(deviceOrdinal) \(device.name) (\(device.architecture), \(precision.rawValue))"
+        let attention = kernels.tensorCoreAttentionError == nil ? "mma.sync attention" : "scalar attention"
+        deviceDescription = "cuda:\(deviceOrdinal) \(device.name) (\(device.architecture), \(precision.rawValue), \(attention))"
         var sizes: [Int] = []
         var size = 1
         while size < 1024 { sizes.append(size); size *= 2 }

@@ -274,7 +274,14 @@ public final class CUDAExecutionContext: ExecutionContext {
         try capture?("ln_pre", [b, t, w], x, .f32)
 
         let headWidth = spec.headWidth, queryTile = 64
-        let attentionKernel = "attention_d\(headWidth)_\(suffix)"
+        // Tensor cores for 16-bit activations when the whole K/V of a head fits in shared memory; else the scalar kernel.
+        let mmaKernel = "attention_mma_d\(headWidth)_\(suffix)"
+        let mmaShared = CUDAKernels.tensorCoreAttentionSharedBytes(tokens: t, headWidth: headWidth)
+        let useTensorCores = e.dtype != .f32 && k.has(mmaKernel) && mmaShared <= device.maxSharedMemoryPerBlock
+            && ProcessInfo.processInfo.environment["CLIPSERVE_SCALAR_ATTENTION"] != "1"
+        let attentionKernel = useTensorCores ? mmaKernel : "attention_d\(headWidth)_\(suffix)"
+        let attentionBlock = useTensorCores ? 128 : queryTile
+        let attentionShared = useTensorCores ? mmaShared : CUDAKernels.attentionSharedBytes(headWidth: headWidth)
         let scale = 1 / Float(headWidth).squareRoot()
         for (index, block) in e.blocks.enumerated() {
             let label = "resblocks.\(index)"
@@ -283,8 +290,8 @@ public final class CUDAExecutionContext: ExecutionContext {
                 "\(label).qkv", m: rows, n: 3 * w, k: w, weight: block.qkvWeight, input: h, output: qkv,
                 outputType: e.dtype, bias: block.qkvBias)
             try k.launch(
-                attentionKernel, grid: ((t + queryTile - 1) / queryTile, spec.heads, b), block: queryTile,
-                sharedBytes: CUDAKernels.attentionSharedBytes(headWidth: headWidth), stream: s,
+                attentionKernel, grid: ((t + queryTile - 1) / queryTile, spec.heads, b), block: attentionBlock,
+                sharedBytes: attentionShared, stream: s,
                 [.pointer(qkv.pointer), .pointer(attention.pointer), .int32(Int32(t)), .int32(Int32(spec.heads)),
                  .float(scale)])
             try matmul(

@@ -14,6 +14,10 @@ final class CUDAKernels: @unchecked Sendable {
     // @unchecked: immutable after init; CUfunction handles may be launched from any thread bound to the context.
     let device: CUDADevice
     private let module: CUmodule
+    /// The tensor-core attention module, nil when it failed to build (see `tensorCoreAttentionError`).
+    private let attentionModule: CUmodule?
+    /// Why the tensor-core attention is unavailable, if it is.
+    let tensorCoreAttentionError: String?
     private var functions: [String: CUfunction] = [:]
     /// Whether the CUBIN came from the disk cache, and how long compiling or loading took (seconds).
     let cached: Bool
@@ -35,17 +39,43 @@ final class CUDAKernels: @unchecked Sendable {
         }
         self.module = module!
         self.cached = cached
+        // The tensor-core attention is an optimisation: if NVRTC or the loader rejects it, fall back to the scalar kernel.
+        var attentionModule: CUmodule?
+        var attentionError: String?
+        do {
+            let (mmaCubin, _) = try compiler.cubin(
+                source: KernelSources.attentionMma, name: "attention_mma", architecture: device.architecture)
+            try mmaCubin.withUnsafeBytes { bytes in
+                try device.libraries.check(
+                    device.libraries.driver.cuModuleLoadData!(&attentionModule, bytes.baseAddress), "cuModuleLoadData(attention_mma)")
+            }
+        } catch {
+            attentionModule = nil
+            attentionError = "\(error)"
+        }
+        self.attentionModule = attentionModule
+        tensorCoreAttentionError = attentionError
         let elapsed = ContinuousClock.now - started
         compileSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
         for suffix in ["f32", "f16", "bf16"] {
-            for op in ["im2col", "layernorm", "bias_gelu", "attention_d32", "attention_d64", "attention_d80"] {
+            for op in ["im2col", "layernorm", "bias_gelu", "attention_d16", "attention_d32", "attention_d64", "attention_d80"] {
                 try lookUp("\(op)_\(suffix)")
             }
         }
         try lookUp("embed_f32")
         try lookUp("l2norm_f32")
+        if let attentionModule {
+            for name in ["attention_mma_d64_f16", "attention_mma_d80_f16", "attention_mma_d64_bf16", "attention_mma_d80_bf16"] {
+                try lookUp(name, in: attentionModule)
+                try device.libraries.check(
+                    device.libraries.driver.cuFuncSetAttribute!(
+                        functions[name]!, Int32(CCUDA_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES),
+                        Int32(device.maxSharedMemoryPerBlock)),
+                    "cuFuncSetAttribute(\(name), max dynamic shared memory \(device.maxSharedMemoryPerBlock))")
+            }
+        }
         // Attention keeps a K and a V tile of fp32 in dynamic shared memory.
-        for (name, function) in functions where name.hasPrefix("attention_") {
+        for (name, function) in functions where name.hasPrefix("attention_d") {
             try device.libraries.check(
                 device.libraries.driver.cuFuncSetAttribute!(
                     function, Int32(CCUDA_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES), Int32(Self.attentionSharedBytes(headWidth: 80))),
@@ -53,19 +83,32 @@ final class CUDAKernels: @unchecked Sendable {
         }
     }
 
-    deinit { _ = device.libraries.driver.cuModuleUnload!(module) }
+    deinit {
+        _ = device.libraries.driver.cuModuleUnload!(module)
+        if let attentionModule { _ = device.libraries.driver.cuModuleUnload!(attentionModule) }
+    }
+
+    /// Shared memory the tensor-core attention needs for `tokens` keys: K row-major and V transposed, 16-bit, padded.
+    static func tensorCoreAttentionSharedBytes(tokens: Int, headWidth: Int) -> Int {
+        let padded = (tokens + 15) / 16 * 16
+        return (padded * (headWidth + 8) + headWidth * (padded + 8)) * 2
+    }
+
+    /// Whether `hasFunction(name)` can launch.
+    func has(_ name: String) -> Bool { functions[name] != nil }
 
     /// Keys per shared-memory tile in the attention kernel (KEY_TILE in the source).
     static let attentionKeyTile = 32
 
     /// Head widths the attention kernel is instantiated for.
-    static let supportedHeadWidths = [32, 64, 80]
+    static let supportedHeadWidths = [16, 32, 64, 80]
 
     static func attentionSharedBytes(headWidth: Int) -> Int { 2 * attentionKeyTile * headWidth * 4 }
 
-    private func lookUp(_ name: String) throws {
+    private func lookUp(_ name: String, in module: CUmodule? = nil) throws {
         var function: CUfunction?
-        try device.libraries.check(device.libraries.driver.cuModuleGetFunction!(&function, module, name), "cuModuleGetFunction(\(name))")
+        try device.libraries.check(
+            device.libraries.driver.cuModuleGetFunction!(&function, module ?? self.module, name), "cuModuleGetFunction(\(name))")
         functions[name] = function
     }
 

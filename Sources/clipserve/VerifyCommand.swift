@@ -109,6 +109,7 @@ struct VerifyCommand: ParsableCommand {
         let started = Date()
         let gpu = try CUDAEngine(spec: spec, weights: loaded.weights, precision: precision, deviceOrdinal: device)
         print("gpu engine ready in \(String(format: "%.2f", Date().timeIntervalSince(started))) s: \(gpu.deviceDescription)")
+        if let reason = gpu.tensorCoreAttentionError { print("tensor-core attention unavailable, using the scalar kernel: \(reason)") }
         let cpu = try CPUEngine(spec: spec, weights: loaded.weights)
         let (names, pixels, expected) = try inputs(for: loaded, reference: reference)
         let gpuContext = try gpu.makeContext(ExecutionContextConfiguration(maxBatchSize: max(8, names.count)))
@@ -177,21 +178,19 @@ struct VerifyCommand: ParsableCommand {
         let mismatches = Atomic<Int>(0)
         let failures = Mutex<[String]>([])
         let rounds = 8
-        func run(box: ContextBox, index: Int) {
-            do {
-                let result = try box.context.embed(pixels[index], count: 1, normalize: true, embedDim: embedDim)
-                if result != serial[index] { mismatches.add(1, ordering: .relaxed) }
-            } catch {
-                failures.withLock { $0.append("\(error)") }
-                mismatches.add(1, ordering: .relaxed)
-            }
-        }
         DispatchQueue.concurrentPerform(iterations: concurrency) { worker in
             for round in 0..<rounds {
                 // More threads than contexts: spin until one is free (the check is about correctness, not speed).
                 var taken: ContextBox?
                 while taken == nil { taken = pool.withLock { $0.popLast() } }
-                run(box: taken!, index: (worker + round) % pixels.count)
+                let index = (worker + round) % pixels.count
+                do {
+                    let result = try taken!.context.embed(pixels[index], count: 1, normalize: true, embedDim: embedDim)
+                    if result != serial[index] { mismatches.add(1, ordering: .relaxed) }
+                } catch {
+                    failures.withLock { $0.append("\(error)") }
+                    mismatches.add(1, ordering: .relaxed)
+                }
                 pool.withLock { $0.append(taken!) }
             }
         }

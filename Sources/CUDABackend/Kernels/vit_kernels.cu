@@ -198,6 +198,9 @@ extern "C" __global__ void l2norm_f32(float *y, int dim) {
     extern "C" __global__ void bias_gelu_##NAME(T *h, const float *bias, long rows, int cols, int quick) {        \
         bias_gelu<T>(h, bias, rows, cols, quick);                                                                  \
     }                                                                                                              \
+    extern "C" __global__ void attention_d16_##NAME(const T *qkv, T *out, int tokens, int heads, float scale) {   \
+        attention<T, 16>(qkv, out, tokens, heads, scale);                                                          \
+    }                                                                                                              \
     extern "C" __global__ void attention_d32_##NAME(const T *qkv, T *out, int tokens, int heads, float scale) {   \
         attention<T, 32>(qkv, out, tokens, heads, scale);                                                          \
     }                                                                                                              \
