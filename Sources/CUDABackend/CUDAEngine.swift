@@ -65,7 +65,7 @@ public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
         case .fp16: .f16
         case .bf16: .bf16
         }
-        kernels = try CUDAKernels(device: device)
+        kernels = try CUDAKernels(device: device, dtype: dtype)
         let attention = kernels.tensorCoreAttentionError == nil ? "mma.sync attention" : "scalar attention"
         deviceDescription = "cuda:\(deviceOrdinal) \(device.name) (\(device.architecture), \(precision.rawValue), \(attention))"
         var sizes: [Int] = []
@@ -112,6 +112,8 @@ public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
                 fc2Weight: try upload(block.fc2Weight, p + "mlp.c_proj.weight", [w, m], as: dtype),
                 fc2Bias: try upload(block.fc2Bias, p + "mlp.c_proj.bias", [w], as: .f32))
         }
+        // Pageable uploads may still be in flight when cuMemcpyHtoD returns; contexts use non-blocking streams.
+        try device.libraries.check(device.libraries.driver.cuCtxSynchronize!(), "cuCtxSynchronize after weight upload")
     }
 
     public func makeContext(_ configuration: ExecutionContextConfiguration) throws -> any ExecutionContext {

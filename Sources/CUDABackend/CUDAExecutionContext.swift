@@ -26,6 +26,8 @@ public final class CUDAExecutionContext: ExecutionContext {
     let pinnedOutput: UnsafeMutableRawPointer
     private var plans: [MatmulShape: MatmulPlan] = [:]
     private var graphs: [Int: CUgraphExec] = [:]
+    /// Events recorded by `mark` while `profileStages` runs.
+    private var stageEvents: [(String, CUevent)]?
     /// CUDA graphs are used unless CLIPSERVE_CUDA_GRAPHS=0.
     let useGraphs: Bool
 
@@ -123,7 +125,12 @@ public final class CUDAExecutionContext: ExecutionContext {
         try validate(pixels: input, count: count)
         guard count > 0 else { return [] }
         try device.bind()
-        try input.withMemoryRebound(to: UInt8.self) { try pixels.upload(UnsafeRawBufferPointer($0), "pixels") }
+        // Same path as `embed`: pinned staging and an async copy on this context's stream (a pageable
+        // cuMemcpyHtoD on the legacy stream is not ordered with this non-blocking stream).
+        let bytes = input.count * 4
+        pinnedInput.copyMemory(from: input.baseAddress!, byteCount: bytes)
+        try libraries.check(
+            libraries.driver.cuMemcpyHtoDAsync!(pixels.pointer, pinnedInput, bytes, stream), "cuMemcpyHtoDAsync(pixels)")
         var layers: [LayerOutput] = []
         try forward(count: count) { name, shape, buffer, dtype in
             try self.synchronize("capture \(name)")
@@ -240,11 +247,7 @@ public final class CUDAExecutionContext: ExecutionContext {
         count: Int, capture: ((_ name: String, _ shape: [Int], _ buffer: CUDABuffer, _ dtype: DType) throws -> Void)?
     ) throws {
         let e = engine, spec = e.spec, k = e.kernels, s = stream
-        let suffix = switch e.dtype {
-        case .f32: "f32"
-        case .f16: "f16"
-        case .bf16: "bf16"
-        }
+        let suffix = CUDAKernels.suffix(e.dtype)
         let b = count, t = spec.tokens, w = spec.width, mw = spec.mlpWidth, g = spec.gridSize, g2 = g * g
         let rows = b * t, eps = spec.layerNormEpsilon
         func elementwiseGrid(_ total: Int) -> (Int, Int, Int) {
@@ -262,15 +265,19 @@ public final class CUDAExecutionContext: ExecutionContext {
             "im2col_\(suffix)", grid: elementwiseGrid(b * g2 * e.patchK), block: 256, stream: s,
             [.pointer(pixels.pointer), .pointer(patches.pointer), .int32(Int32(b)), .int32(Int32(spec.imageSize)),
              .int32(Int32(spec.patchSize)), .int32(Int32(g)), .int32(Int32(e.patchK))])
+        try mark("im2col")
         try matmul(
             "conv1", m: b * g2, n: w, k: e.patchK, weight: e.patchEmbedding, input: patches, output: patchOut,
             outputType: .f32, bias: nil)
+        try mark("gemm conv1")
         try k.launch(
             "embed_f32", grid: elementwiseGrid(rows * w), block: 256, stream: s,
             [.pointer(patchOut.pointer), .pointer(e.classEmbedding.pointer), .pointer(e.positionalEmbedding.pointer),
              .pointer(x.pointer), .int32(Int32(b)), .int32(Int32(t)), .int32(Int32(w))])
+        try mark("embed")
         try capture?("embeddings", [b, t, w], x, .f32)
         try layerNorm(x, stride: w, x, "f32", rows: rows, e.lnPreWeight, e.lnPreBias)
+        try mark("layernorm")
         try capture?("ln_pre", [b, t, w], x, .f32)
 
         let headWidth = spec.headWidth, queryTile = 64
@@ -286,28 +293,36 @@ public final class CUDAExecutionContext: ExecutionContext {
         for (index, block) in e.blocks.enumerated() {
             let label = "resblocks.\(index)"
             try layerNorm(x, stride: w, h, suffix, rows: rows, block.ln1Weight, block.ln1Bias)
+            try mark("layernorm")
             try matmul(
                 "\(label).qkv", m: rows, n: 3 * w, k: w, weight: block.qkvWeight, input: h, output: qkv,
                 outputType: e.dtype, bias: block.qkvBias)
+            try mark("gemm qkv")
             try k.launch(
                 attentionKernel, grid: ((t + queryTile - 1) / queryTile, spec.heads, b), block: attentionBlock,
                 sharedBytes: attentionShared, stream: s,
                 [.pointer(qkv.pointer), .pointer(attention.pointer), .int32(Int32(t)), .int32(Int32(spec.heads)),
                  .float(scale)])
+            try mark(useTensorCores ? "attention (mma)" : "attention (scalar)")
             try matmul(
                 "\(label).out_proj", m: rows, n: w, k: w, weight: block.outWeight, input: attention, output: x,
                 outputType: .f32, bias: block.outBias, accumulate: true)
+            try mark("gemm out_proj")
             try layerNorm(x, stride: w, h, suffix, rows: rows, block.ln2Weight, block.ln2Bias)
+            try mark("layernorm")
             try matmul(
                 "\(label).c_fc", m: rows, n: mw, k: w, weight: block.fc1Weight, input: h, output: mlp,
                 outputType: e.dtype, bias: nil)
+            try mark("gemm c_fc")
             try k.launch(
                 "bias_gelu_\(suffix)", grid: elementwiseGrid(rows * mw), block: 256, stream: s,
                 [.pointer(mlp.pointer), .pointer(block.fc1Bias.pointer), .int64(Int64(rows)), .int32(Int32(mw)),
                  .int32(spec.activation == .quickGELU ? 1 : 0)])
+            try mark("bias+gelu")
             try matmul(
                 "\(label).c_proj", m: rows, n: w, k: mw, weight: block.fc2Weight, input: mlp, output: x,
                 outputType: .f32, bias: block.fc2Bias, accumulate: true)
+            try mark("gemm c_proj")
             try capture?(label, [b, t, w], x, .f32)
         }
         // ln_post on each image's class token (rows T·W apart), then the projection.
@@ -316,5 +331,42 @@ public final class CUDAExecutionContext: ExecutionContext {
         try matmul(
             "proj", m: b, n: spec.embedDim, k: w, weight: e.projection, input: pooled, output: embedding,
             outputType: .f32, bias: nil)
+        try mark("ln_post+proj")
+    }
+
+    /// Records an event after the op just enqueued when stage profiling is on.
+    private func mark(_ stage: String) throws {
+        guard stageEvents != nil else { return }
+        var event: CUevent?
+        try libraries.check(libraries.driver.cuEventCreate!(&event, 0), "cuEventCreate")
+        try libraries.check(libraries.driver.cuEventRecord!(event, stream), "cuEventRecord(\(stage))")
+        stageEvents!.append((stage, event!))
+    }
+
+    /// Runs one eager forward pass of `batch` device-resident images with an event after every op and returns the
+    /// GPU milliseconds spent per stage kind, largest first (launch gaps included; no graph).
+    public func profileStages(batch: Int) throws -> [(stage: String, milliseconds: Double)] {
+        guard batch >= 1, batch <= maxBatchSize else { throw EngineError.batchTooLarge(requested: batch, maximum: maxBatchSize) }
+        try device.bind()
+        try forward(count: batch, capture: nil)  // plans and warm-up
+        try synchronize("profile warm-up")
+        var start: CUevent?
+        try libraries.check(libraries.driver.cuEventCreate!(&start, 0), "cuEventCreate")
+        try libraries.check(libraries.driver.cuEventRecord!(start, stream), "cuEventRecord(start)")
+        stageEvents = [("start", start!)]
+        defer {
+            for (_, event) in stageEvents ?? [] { _ = libraries.driver.cuEventDestroy!(event) }
+            stageEvents = nil
+        }
+        try forward(count: batch, capture: nil)
+        try synchronize("profile")
+        var totals: [String: Double] = [:]
+        let events = stageEvents!
+        for i in 1..<events.count {
+            var ms: Float = 0
+            try libraries.check(libraries.driver.cuEventElapsedTime!(&ms, events[i - 1].1, events[i].1), "cuEventElapsedTime")
+            totals[events[i].0, default: 0] += Double(ms)
+        }
+        return totals.map { ($0.key, $0.value) }.sorted { $0.1 > $1.1 }
     }
 }

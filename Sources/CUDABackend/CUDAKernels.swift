@@ -24,13 +24,15 @@ final class CUDAKernels: @unchecked Sendable {
     let compileSeconds: Double
 
     /// Compiles (or loads from cache) the embedded kernel sources for `device`.
-    init(device: CUDADevice) throws {
+    init(device: CUDADevice, dtype: DType) throws {
         self.device = device
         try device.bind()
         let started = ContinuousClock.now
         let compiler = NVRTCCompiler(libraries: device.libraries)
+        let suffix = Self.suffix(dtype)
+        let define = "CLIPSERVE_\(suffix.uppercased())"
         let (cubin, cached) = try compiler.cubin(
-            source: KernelSources.vitKernels, name: "vit_kernels", architecture: device.architecture)
+            source: KernelSources.vitKernels, name: "vit_kernels", architecture: device.architecture, defines: [define])
         var module: CUmodule?
         try cubin.withUnsafeBytes { bytes in
             try device.libraries.check(
@@ -42,9 +44,12 @@ final class CUDAKernels: @unchecked Sendable {
         // The tensor-core attention is an optimisation: if NVRTC or the loader rejects it, fall back to the scalar kernel.
         var attentionModule: CUmodule?
         var attentionError: String?
-        do {
+        if dtype == .f32 {
+            attentionError = "not used in fp32"
+        } else { do {
             let (mmaCubin, _) = try compiler.cubin(
-                source: KernelSources.attentionMma, name: "attention_mma", architecture: device.architecture)
+                source: KernelSources.attentionMma, name: "attention_mma", architecture: device.architecture,
+                defines: [define])
             try mmaCubin.withUnsafeBytes { bytes in
                 try device.libraries.check(
                     device.libraries.driver.cuModuleLoadData!(&attentionModule, bytes.baseAddress), "cuModuleLoadData(attention_mma)")
@@ -52,20 +57,19 @@ final class CUDAKernels: @unchecked Sendable {
         } catch {
             attentionModule = nil
             attentionError = "\(error)"
-        }
+        } }
         self.attentionModule = attentionModule
         tensorCoreAttentionError = attentionError
         let elapsed = ContinuousClock.now - started
         compileSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-        for suffix in ["f32", "f16", "bf16"] {
-            for op in ["im2col", "layernorm", "bias_gelu", "attention_d16", "attention_d32", "attention_d64", "attention_d80"] {
-                try lookUp("\(op)_\(suffix)")
-            }
+        for op in ["im2col", "layernorm", "bias_gelu", "attention_d16", "attention_d32", "attention_d64", "attention_d80"] {
+            try lookUp("\(op)_\(suffix)")
         }
+        try lookUp("layernorm_f32")
         try lookUp("embed_f32")
         try lookUp("l2norm_f32")
         if let attentionModule {
-            for name in ["attention_mma_d64_f16", "attention_mma_d80_f16", "attention_mma_d64_bf16", "attention_mma_d80_bf16"] {
+            for name in ["attention_mma_d64_\(suffix)", "attention_mma_d80_\(suffix)"] {
                 try lookUp(name, in: attentionModule)
                 try device.libraries.check(
                     device.libraries.driver.cuFuncSetAttribute!(
@@ -96,6 +100,15 @@ final class CUDAKernels: @unchecked Sendable {
 
     /// Whether `hasFunction(name)` can launch.
     func has(_ name: String) -> Bool { functions[name] != nil }
+
+    /// Kernel-name suffix of a storage type.
+    static func suffix(_ dtype: DType) -> String {
+        switch dtype {
+        case .f32: "f32"
+        case .f16: "f16"
+        case .bf16: "bf16"
+        }
+    }
 
     /// Keys per shared-memory tile in the attention kernel (KEY_TILE in the source).
     static let attentionKeyTile = 32

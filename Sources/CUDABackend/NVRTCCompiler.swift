@@ -24,8 +24,8 @@ struct NVRTCCompiler {
     }
 
     /// The CUBIN for `source`, from the cache when present. `name` labels errors and the cache file.
-    func cubin(source: String, name: String, architecture: String) throws -> (bytes: [UInt8], cached: Bool) {
-        let options = ["--gpu-architecture=\(architecture)", "--std=c++17"]
+    func cubin(source: String, name: String, architecture: String, defines: [String] = []) throws -> (bytes: [UInt8], cached: Bool) {
+        let options = ["--gpu-architecture=\(architecture)", "--std=c++17"] + defines.map { "-D\($0)" }
         let key = fnv1a64("\(source)\u{0}\(architecture)\u{0}\(version)\u{0}\(options.joined(separator: " "))")
         let file = Self.cacheDirectory.appendingPathComponent("\(name)-\(architecture)-\(String(key, radix: 16)).cubin")
         if let data = try? Data(contentsOf: file), !data.isEmpty { return ([UInt8](data), true) }

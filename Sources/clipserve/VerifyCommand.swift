@@ -205,6 +205,13 @@ struct VerifyCommand: ParsableCommand {
         let context = try engine.makeContext(ExecutionContextConfiguration(maxBatchSize: largest))
         guard let cuda = context as? CUDAExecutionContext else { return "" }
         var parts: [String] = []
+        if let stages = try? cuda.profileStages(batch: largest) {
+            let total = stages.reduce(0) { $0 + $1.milliseconds }
+            print("  stage profile, batch \(largest), eager (\(String(format: "%.2f", total)) ms):")
+            for (stage, ms) in stages {
+                print("    \(stage.padding(toLength: 20, withPad: " ", startingAt: 0)) \(String(format: "%8.3f", ms)) ms  \(String(format: "%5.1f", ms / total * 100))%")
+            }
+        }
         for size in sizes {
             let seconds = try cuda.timeDeviceResident(batch: size, iterations: benchIterations)
             let rate = Double(size) / seconds

@@ -4,7 +4,7 @@
 # Run from the repository root on the GPU machine with `carry: [".device"]`:
 #   bash .device/verify_and_bench.sh [quick|full]
 # .device/ holds: clipserve.xz (stripped static binary), lib.tar.xz (libjpeg, libpng16, libwebp, openblas + gfortran,
-# quadmath), Fixtures/ (Tests/Fixtures), wheels/ (open_clip, ftfy, wcwidth), bench_gpu_peers.py, this script.
+# quadmath), wheels/ (open_clip, ftfy, wcwidth), bench_gpu_peers.py, this script.
 set -u
 mode=${1:-full}
 D=.device
@@ -16,7 +16,7 @@ export CLIPSERVE_CACHE=/tmp/clipserve-cache
 BIN=/tmp/clipserve
 [ -x $BIN ] || python3 -c "import lzma,sys; open('$BIN','wb').write(lzma.open('$D/clipserve.xz').read())" && chmod +x $BIN
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
-FIX=$D/Fixtures
+FIX=Tests/Fixtures
 fixtures=""
 [ -d $FIX/models ] && fixtures="fixtures"
 table="$OUT/table.txt"

@@ -157,15 +157,19 @@ __device__ void attention_mma(const u16 *qkv, u16 *out, int tokens, int heads, f
     }
 }
 
+#ifdef CLIPSERVE_F16
 extern "C" __global__ void __launch_bounds__(128) attention_mma_d64_f16(const u16 *qkv, u16 *out, int tokens, int heads, float scale) {
     attention_mma<0, 64>(qkv, out, tokens, heads, scale);
 }
 extern "C" __global__ void __launch_bounds__(128) attention_mma_d80_f16(const u16 *qkv, u16 *out, int tokens, int heads, float scale) {
     attention_mma<0, 80>(qkv, out, tokens, heads, scale);
 }
+#endif
+#ifdef CLIPSERVE_BF16
 extern "C" __global__ void __launch_bounds__(128) attention_mma_d64_bf16(const u16 *qkv, u16 *out, int tokens, int heads, float scale) {
     attention_mma<1, 64>(qkv, out, tokens, heads, scale);
 }
 extern "C" __global__ void __launch_bounds__(128) attention_mma_d80_bf16(const u16 *qkv, u16 *out, int tokens, int heads, float scale) {
     attention_mma<1, 80>(qkv, out, tokens, heads, scale);
 }
+#endif

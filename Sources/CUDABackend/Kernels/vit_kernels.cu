@@ -186,14 +186,16 @@ extern "C" __global__ void l2norm_f32(float *y, int dim) {
     for (int i = threadIdx.x; i < dim; i += blockDim.x) row[i] *= inv;
 }
 
+#define CLIPSERVE_LAYERNORM(T, NAME)                                                                              \
+    extern "C" __global__ void layernorm_##NAME(const float *x, long inStride, T *y, const float *gamma,           \
+                                                const float *beta, int rows, int width, float eps) {               \
+        layernorm<T>(x, inStride, y, gamma, beta, rows, width, eps);                                               \
+    }
+
 #define CLIPSERVE_ENTRY_POINTS(T, NAME)                                                                           \
     extern "C" __global__ void im2col_##NAME(const float *pixels, T *patches, int batch, int imageSize, int patch, \
                                              int grid, int kPadded) {                                              \
         im2col<T>(pixels, patches, batch, imageSize, patch, grid, kPadded);                                        \
-    }                                                                                                              \
-    extern "C" __global__ void layernorm_##NAME(const float *x, long inStride, T *y, const float *gamma,           \
-                                                const float *beta, int rows, int width, float eps) {               \
-        layernorm<T>(x, inStride, y, gamma, beta, rows, width, eps);                                               \
     }                                                                                                              \
     extern "C" __global__ void bias_gelu_##NAME(T *h, const float *bias, long rows, int cols, int quick) {        \
         bias_gelu<T>(h, bias, rows, cols, quick);                                                                  \
@@ -211,6 +213,17 @@ extern "C" __global__ void l2norm_f32(float *y, int dim) {
         attention<T, 80>(qkv, out, tokens, heads, scale);                                                          \
     }
 
+// Only the engine's precision is built (NVRTC option -DCLIPSERVE_F32 / _F16 / _BF16): it keeps start-up short.
+// The fp32 LayerNorm is always there: ln_pre works in place on the fp32 residual stream.
+CLIPSERVE_LAYERNORM(float, f32)
+#ifdef CLIPSERVE_F32
 CLIPSERVE_ENTRY_POINTS(float, f32)
+#endif
+#ifdef CLIPSERVE_F16
+CLIPSERVE_LAYERNORM(f16_t, f16)
 CLIPSERVE_ENTRY_POINTS(f16_t, f16)
+#endif
+#ifdef CLIPSERVE_BF16
+CLIPSERVE_LAYERNORM(bf16_t, bf16)
 CLIPSERVE_ENTRY_POINTS(bf16_t, bf16)
+#endif
