@@ -35,17 +35,16 @@ if [ "$mode" = quick ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site $D/wheels/*.whl > "$OUT/pip.log" 2>&1
   PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 step peers_eager 90 python3 $D/bench_gpu_peers.py --models ViT-B-32 ViT-H-14 --batches 1 64 256 --no-compile
 else
-  step verify_fp32 200 $BIN verify --fixtures $FIX --precision fp32 --model $fixtures random:ViT-B-32 random:ViT-B-16 random:ViT-L-14 random:ViT-H-14 --images 2
-  step verify_fp16 240 $BIN verify --fixtures $FIX --precision fp16 --model $fixtures random:ViT-B-32 random:ViT-B-16 random:ViT-L-14 random:ViT-H-14 --images 2 --concurrency 64 --bench-batches 1,64,256
-  step scalar_attention 120 env CLIPSERVE_SCALAR_ATTENTION=1 $BIN verify --fixtures $FIX --precision fp16 --model random:ViT-B-16 random:ViT-H-14 --images 1 --bench-batches 64,256
-  step verify_bf16 120 $BIN verify --fixtures $FIX --precision bf16 --model random:ViT-B-32 random:ViT-L-14 --images 2
-  if [ -d $D/wheels ]; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site $D/wheels/*.whl > "$OUT/pip.log" 2>&1
-    export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
-    step peers_eager 120 python3 $D/bench_gpu_peers.py --models ViT-B-32 ViT-B-16 ViT-L-14 --batches 1 64 256 --no-compile
-    step peers_compile 240 python3 $D/bench_gpu_peers.py --models ViT-B-32 --batches 256 --iterations 20
-  fi
+  # Budgeted to finish inside one 10-minute device command.
+  step verify_fp32 150 $BIN verify --fixtures $FIX --precision fp32 --model $fixtures random:ViT-B-32 random:ViT-B-16 random:ViT-L-14 random:ViT-H-14 --images 1
+  step verify_fp16 150 $BIN verify --fixtures $FIX --precision fp16 --model $fixtures random:ViT-B-32 random:ViT-B-16 random:ViT-L-14 random:ViT-H-14 --images 2 --concurrency 64 --bench-batches 1,64,256
+  step verify_bf16 60 $BIN verify --fixtures $FIX --precision bf16 --model $fixtures random:ViT-B-32 random:ViT-L-14 --images 1
+  step scalar_attention 60 env CLIPSERVE_SCALAR_ATTENTION=1 $BIN verify --fixtures $FIX --precision fp16 --model random:ViT-B-16 --images 1 --bench-batches 256
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site $D/wheels/*.whl > "$OUT/pip.log" 2>&1
+  export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
+  step peers_eager 60 python3 $D/bench_gpu_peers.py --models ViT-B-32 ViT-B-16 ViT-L-14 --batches 1 64 256 --no-compile
+  step peers_compile 100 python3 $D/bench_gpu_peers.py --models ViT-B-32 --batches 256 --compile-batches 256 --iterations 20
 fi
 echo; echo "==== bench lines ===="
-grep -h "bench batch\|^== \|img/s\|attention" "$OUT"/verify_fp16.log "$OUT"/scalar_attention.log "$OUT"/peers_*.log 2>/dev/null | tail -40
+grep -h "bench batch\|^== \|img/s\|attention\|stage\|    [a-z]" "$OUT"/verify_fp16.log "$OUT"/scalar_attention.log "$OUT"/peers_*.log 2>/dev/null | tail -120
 echo; echo "==== table ===="; cat "$table"
