@@ -315,7 +315,7 @@ public final class CUDAExecutionContext: ExecutionContext {
                 outputType: e.dtype, bias: nil)
             try mark("gemm c_fc")
             try k.launch(
-                "bias_gelu_\(suffix)", grid: elementwiseGrid(rows * mw), block: 256, stream: s,
+                "bias_gelu_\(suffix)", grid: (min(rows, device.multiprocessors * 32), 1, 1), block: 128, stream: s,
                 [.pointer(mlp.pointer), .pointer(block.fc1Bias.pointer), .int64(Int64(rows)), .int32(Int32(mw)),
                  .int32(spec.activation == .quickGELU ? 1 : 0)])
             try mark("bias+gelu")

@@ -92,10 +92,11 @@ final class CUDAKernels: @unchecked Sendable {
         if let attentionModule { _ = device.libraries.driver.cuModuleUnload!(attentionModule) }
     }
 
-    /// Shared memory the tensor-core attention needs for `tokens` keys: K row-major and V transposed, 16-bit, padded.
+    /// Shared memory the tensor-core attention needs for `tokens` keys: K and V row-major, 16-bit, rows padded to
+    /// headWidth + 8 and the sequence to a multiple of 16.
     static func tensorCoreAttentionSharedBytes(tokens: Int, headWidth: Int) -> Int {
         let padded = (tokens + 15) / 16 * 16
-        return (padded * (headWidth + 8) + headWidth * (padded + 8)) * 2
+        return 2 * padded * (headWidth + 8) * 2
     }
 
     /// Whether `hasFunction(name)` can launch.

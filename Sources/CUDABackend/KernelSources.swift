@@ -7,8 +7,8 @@ enum KernelSources {
 // Tensor-core multi-head attention for 16-bit activations (fp16 / bf16), head width 64 or 80, S up to ~600.
 // Compiled as its own NVRTC program: if it fails to build, the engine falls back to the scalar kernel.
 //
-// One CTA of 4 warps per (64-query tile, head, image); each warp owns 16 query rows. K (row-major) and V
-// (transposed) of the whole sequence for the head sit in shared memory as 16-bit values, padded to a multiple of 16
+// One CTA of 4 warps per (64-query tile, head, image); each warp owns 16 query rows. K and V (row-major, copied
+// with cp.async; V read through ldmatrix.trans) of the whole sequence for the head sit in shared memory as 16-bit values, padded to a multiple of 16
 // keys with zeros. Scores S = Q·Kᵀ and O += P·V use mma.sync m16n8k16 with fp32 accumulators; the softmax is exact
 // in fp32 with a running max and sum over blocks of 64 keys. Q, K, V are read strided from the fused QKV output
 // [B*S, 3W]; the output is [B*S, W].
@@ -43,29 +43,53 @@ template <> __device__ __forceinline__ void mma16816<1>(float *c, const unsigned
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+__device__ __forceinline__ unsigned shared_address(const void *p) {
+    unsigned address;
+    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(address) : "l"(p));
+    return address;
+}
+
+// 16-byte global -> shared copy that does not wait (many in flight per thread).
+__device__ __forceinline__ void copy_async16(void *shared, const void *global) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(shared_address(shared)), "l"(global));
+}
+
+// B fragment of m16n8k16 from a row-major [k][n] tile: two transposed 8x8 loads (rows k0..k0+15 from lanes 0..15).
+__device__ __forceinline__ void load_b_transposed(unsigned &b0, unsigned &b1, const u16 *row) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];"
+                 : "=r"(b0), "=r"(b1)
+                 : "r"(shared_address(row)));
+}
+
+struct __align__(16) Zero16 { unsigned x, y, z, w; };
+
 template <int BF16, int D>
 __device__ void attention_mma(const u16 *qkv, u16 *out, int tokens, int heads, float scale) {
     extern __shared__ __align__(16) unsigned char sharedBytes[];
     const int padded = (tokens + 15) & ~15;
-    const int kStride = D + 8, vStride = padded + 8;
+    const int kStride = D + 8;  // halves; 16-byte multiple, and spreads rows over banks
     u16 *keys = (u16 *)sharedBytes;
-    u16 *valuesT = keys + padded * kStride;
+    u16 *values = keys + padded * kStride;
     const int b = blockIdx.z, h = blockIdx.y;
     const int width = heads * D;
     const long stride = 3L * width;
     const u16 *base = qkv + (long)b * tokens * stride;
 
-    for (int i = threadIdx.x; i < padded * (D / 2); i += blockDim.x) {
-        int r = i / (D / 2), c = (i % (D / 2)) * 2;
-        unsigned k = 0, v = 0;
+    const int chunks = D / 8;
+    for (int i = threadIdx.x; i < padded * chunks; i += blockDim.x) {
+        int r = i / chunks, c = (i % chunks) * 8;
+        u16 *k = keys + r * kStride + c, *v = values + r * kStride + c;
         if (r < tokens) {
-            k = load32(base + r * stride + width + h * D + c);
-            v = load32(base + r * stride + 2 * width + h * D + c);
+            copy_async16(k, base + r * stride + width + h * D + c);
+            copy_async16(v, base + r * stride + 2 * width + h * D + c);
+        } else {
+            Zero16 zero = {0u, 0u, 0u, 0u};
+            *(Zero16 *)k = zero;
+            *(Zero16 *)v = zero;
         }
-        *(unsigned *)(keys + r * kStride + c) = k;
-        valuesT[c * vStride + r] = (u16)(v & 0xffffu);
-        valuesT[(c + 1) * vStride + r] = (u16)(v >> 16);
     }
+    asm volatile("cp.async.commit_group;");
+    asm volatile("cp.async.wait_group 0;" ::: "memory");
     __syncthreads();
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
@@ -142,10 +166,12 @@ __device__ void attention_mma(const u16 *qkv, u16 *out, int tokens, int heads, f
                 unsigned a[4] = {pack2<BF16>(s[2 * kk][0], s[2 * kk][1]), pack2<BF16>(s[2 * kk][2], s[2 * kk][3]),
                                  pack2<BF16>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
                                  pack2<BF16>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+                const u16 *vrow = values + (k0 + kk * 16 + (lane & 15)) * kStride;
 #pragma unroll
                 for (int n = 0; n < D / 8; n++) {
-                    const u16 *vrow = valuesT + (n * 8 + g) * vStride + k0 + kk * 16 + 2 * t;
-                    mma16816<BF16>(o[n], a, load32(vrow), load32(vrow + 8));
+                    unsigned b0, b1;
+                    load_b_transposed(b0, b1, vrow + n * 8);
+                    mma16816<BF16>(o[n], a, b0, b1);
                 }
             }
         }
@@ -272,14 +298,24 @@ __device__ void layernorm(const float *x, long inStride, T *y, const float *gamm
     for (int i = lane; i < width; i += 32) out[i] = from_float<T>((row[i] - mean) * inv * gamma[i] + beta[i]);
 }
 
-// h = act(h + bias) in place on [rows, cols] T; act is exact-erf GELU (quick == 0) or QuickGELU.
+// h = act(h + bias) in place on [rows, cols] T; act is exact-erf GELU (quick == 0) or QuickGELU. Rows are
+// strided over blocks, each thread handles 8 consecutive columns with 16-byte accesses (cols % 8 == 0).
+template <typename T> struct __align__(16) Pack8 { T v[8]; };
 template <typename T>
 __device__ void bias_gelu(T *h, const float *bias, long rows, int cols, int quick) {
-    long total = rows * cols;
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
-        float v = to_float(h[i]) + bias[i % cols];
-        v = quick ? v / (1.f + expf(-1.702f * v)) : 0.5f * v * (1.f + erff(v * 0.7071067811865475f));
-        h[i] = from_float<T>(v);
+    const int vectors = cols >> 3;
+    for (long row = blockIdx.x; row < rows; row += gridDim.x) {
+        Pack8<T> *line = (Pack8<T> *)(h + row * cols);
+        for (int v = threadIdx.x; v < vectors; v += blockDim.x) {
+            Pack8<T> pack = line[v];
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                float x = to_float(pack.v[j]) + bias[v * 8 + j];
+                x = quick ? x / (1.f + expf(-1.702f * x)) : 0.5f * x * (1.f + erff(x * 0.7071067811865475f));
+                pack.v[j] = from_float<T>(x);
+            }
+            line[v] = pack;
+        }
     }
 }
 
