@@ -34,6 +34,10 @@ if [ "$mode" = quick ]; then
   step verify_fp16 150 $BIN verify --fixtures $FIX --precision fp16 --model $fixtures random:ViT-B-32 random:ViT-H-14 --images 2 --concurrency 16 --bench-batches 1,64,256
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site $D/wheels/*.whl > "$OUT/pip.log" 2>&1
   PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 step peers_eager 90 python3 $D/bench_gpu_peers.py --models ViT-B-32 ViT-H-14 --batches 1 64 256 --no-compile
+elif [ "$mode" = perf ]; then
+  step verify_fp16 200 $BIN verify --fixtures $FIX --precision fp16 --model $fixtures random:ViT-B-32 random:ViT-B-16 random:ViT-L-14 random:ViT-H-14 --images 2 --concurrency 64 --bench-batches 1,64,256
+  step verify_bf16 90 $BIN verify --fixtures $FIX --precision bf16 --model $fixtures random:ViT-B-16 random:ViT-H-14 --images 1 --bench-batches 256
+  step verify_fp32 150 $BIN verify --fixtures $FIX --precision fp32 --model $fixtures random:ViT-B-32 random:ViT-H-14 --images 1
 else
   # Budgeted to finish inside one 10-minute device command.
   step verify_fp32 150 $BIN verify --fixtures $FIX --precision fp32 --model $fixtures random:ViT-B-32 random:ViT-B-16 random:ViT-L-14 random:ViT-H-14 --images 1
