@@ -44,6 +44,7 @@ func parallelGEMM(
     epilogue: GEMMEpilogue = .none, threads: Int
 ) {
     guard m > 0, n > 0 else { return }
+    _ = OpenBLASRuntime.coreName  // OpenBLAS's own pool pinned to one thread before the first call.
     let columnParts = threads > 1 && n >= 64 * threads ? threads : 1
     var rowBlocks = max(1, (m + 511) / 512)
     if columnParts == 1 { rowBlocks = max(rowBlocks, min(threads, (m + 63) / 64)) }

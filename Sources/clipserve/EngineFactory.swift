@@ -1,0 +1,134 @@
+import ArgumentParser
+import CLIPModel
+import CPUBackend
+import Foundation
+import InferenceCore
+
+/// Which backend runs the model.
+enum BackendChoice: String, CaseIterable, ExpressibleByArgument, Sendable {
+    /// CUDA when a usable GPU and its libraries are found, else the CPU.
+    case auto
+    /// OpenBLAS on this machine's cores, fp32.
+    case cpu
+    /// NVIDIA GPUs through the CUDA driver API.
+    case cuda
+}
+
+extension Precision: ExpressibleByArgument {}
+
+/// GPUs a CUDA engine may use.
+enum DeviceSelection: Equatable, Sendable, ExpressibleByArgument {
+    /// Every visible GPU.
+    case all
+    /// These ordinals.
+    case list([Int])
+
+    init?(argument: String) {
+        if argument == "all" {
+            self = .all
+            return
+        }
+        let ordinals = argument.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !ordinals.isEmpty, ordinals.allSatisfy({ ($0 ?? -1) >= 0 }) else { return nil }
+        self = .list(ordinals.compactMap { $0 })
+    }
+}
+
+/// The options every command that runs a model shares: which model, on which backend, how.
+struct ModelOptions: ParsableArguments {
+    /// Default `--model`: `CLIPSERVE_MODEL` when set.
+    static let defaultModel = ProcessInfo.processInfo.environment["CLIPSERVE_MODEL"] ?? "random:ViT-B-32"
+
+    @Option(
+        help: ArgumentHelp(
+            "Model directory (open_clip or Hugging Face CLIP layout) or random:NAME (env CLIPSERVE_MODEL).",
+            valueName: "model"))
+    var model: String = ModelOptions.defaultModel
+
+    @Option(help: "Backend: auto (CUDA when usable, else CPU), cpu or cuda.")
+    var backend: BackendChoice = .auto
+
+    @Option(help: "Compute precision: fp32, fp16 or bf16 (default: fp16 on CUDA, fp32 on CPU; the CPU runs fp32 only).")
+    var precision: Precision?
+
+    @Option(help: "CPU worker threads per forward pass (default: the processors this process may use).")
+    var threads: Int?
+
+    @Option(
+        name: .customLong("cuda-lib-path"),
+        help: ArgumentHelp(
+            "Directory to search for libcuda, libcublasLt and libnvrtc; repeatable (env CLIPSERVE_CUDA_LIB_PATH, colon-separated).",
+            valueName: "dir"))
+    var cudaLibPathOptions: [String] = []
+
+    @Option(help: ArgumentHelp("GPUs to use: all, or ordinals like 0,1.", valueName: "all|0,1"))
+    var devices: DeviceSelection = .all
+
+    /// `--cuda-lib-path` directories first, then those of `CLIPSERVE_CUDA_LIB_PATH`.
+    var cudaLibraryPaths: [String] {
+        let fromEnvironment = (ProcessInfo.processInfo.environment["CLIPSERVE_CUDA_LIB_PATH"] ?? "")
+            .split(separator: ":").map(String.init).filter { !$0.isEmpty }
+        return cudaLibPathOptions + fromEnvironment
+    }
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        if backend == .cpu, let precision, precision != .fp32 {
+            throw ValidationError(
+                "the cpu backend computes in fp32 only; drop --precision \(precision.rawValue) or use --backend cuda")
+        }
+    }
+}
+
+/// Builds the engine `ModelOptions` ask for; shared by every command.
+enum EngineFactory {
+    /// An engine for `model` on the chosen backend; `auto` takes CUDA when it is usable, else the CPU.
+    static func make(options: ModelOptions, model: LoadedModel) throws -> any EmbeddingEngine {
+        switch options.backend {
+        case .cpu:
+            return try makeCPU(options: options, model: model)
+        case .cuda:
+            return try makeCUDA(options: options, model: model)
+        case .auto:
+            do {
+                return try makeCUDA(options: options, model: model)
+            } catch let EngineError.unavailable(reason) {
+                guard options.precision == nil || options.precision == .fp32 else {
+                    throw EngineError.unavailable(
+                        "--precision \(options.precision!.rawValue) needs CUDA, which is unavailable (\(reason)); "
+                            + "the cpu backend computes in fp32 only")
+                }
+                return try makeCPU(options: options, model: model)
+            }
+        }
+    }
+
+    /// The backend's short name for reports: "cpu" or "cuda".
+    static func backendName(of engine: any EmbeddingEngine) -> String {
+        engine is CPUEngine ? "cpu" : "cuda"
+    }
+
+    /// Worker threads of a CPU engine, nil for other backends.
+    static func threads(of engine: any EmbeddingEngine) -> Int? {
+        (engine as? CPUEngine)?.threads
+    }
+
+    private static func makeCPU(options: ModelOptions, model: LoadedModel) throws -> any EmbeddingEngine {
+        if let precision = options.precision, precision != .fp32 {
+            throw EngineError.unavailable(
+                "the cpu backend computes in fp32 only; drop --precision \(precision.rawValue) or use --backend cuda")
+        }
+        return try CPUEngine(spec: model.spec, weights: model.weights, threads: options.threads)
+    }
+
+    // MARK: CUDA (filled in by the CUDA backend)
+
+    /// A CUDA engine for `options.devices` at `options.precision ?? .fp16`, searching `options.cudaLibraryPaths`.
+    ///
+    /// Must throw `EngineError.unavailable` (never crash) when no driver, GPU or library is usable, so `auto` can
+    /// fall back to the CPU.
+    private static func makeCUDA(options: ModelOptions, model: LoadedModel) throws -> any EmbeddingEngine {
+        // TODO(cuda): build the CUDA engine here.
+        throw EngineError.unavailable("CUDA backend not built yet")
+    }
+}
