@@ -36,6 +36,9 @@ public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
     /// GPUs the driver sees (0 when CUDA is unavailable).
     public static var deviceCount: Int { (try? CUDADevice.count()) ?? 0 }
 
+    /// GPUs the driver sees; throws `EngineError.unavailable` naming the missing library or driver problem.
+    public static func availableDeviceCount() throws -> Int { try CUDADevice.count() }
+
     /// One line per GPU: "cuda:N NAME (sm_XY, SMs, GiB)".
     public static func describeDevices() throws -> [String] {
         try (0..<CUDADevice.count()).map { i in

@@ -164,6 +164,15 @@ public final class CUDAExecutionContext: ExecutionContext {
         return Double(milliseconds) / 1000 / Double(iterations)
     }
 
+    /// One forward pass of the `count` images already in the device input buffer (from the previous `embed`),
+    /// waiting for it to finish: no host copies. For engine-only benchmarks.
+    public func forwardDeviceResident(count: Int) throws {
+        guard count >= 1, count <= maxBatchSize else { throw EngineError.batchTooLarge(requested: count, maximum: maxBatchSize) }
+        try device.bind()
+        try run(profile: profile(for: count))
+        try synchronize("forward(\(count))")
+    }
+
     func profile(for count: Int) -> Int { profiles.first { $0 >= count } ?? maxBatchSize }
 
     func synchronize(_ what: String) throws {

@@ -43,7 +43,12 @@ public final class CUDALibraries: @unchecked Sendable {
         driver = try Self.load(CCUDA_LIB_DRIVER, ccuda_driver_api(), searchPath)
         cublasLt = try Self.load(CCUDA_LIB_CUBLASLT, ccuda_cublaslt_api(), searchPath)
         nvrtc = try Self.load(CCUDA_LIB_NVRTC, ccuda_nvrtc_api(), searchPath)
-        try check(driver.cuInit!(0), "cuInit")
+        // cuInit failing (no GPU, driver/library mismatch) means CUDA is unavailable here, not a device fault.
+        do {
+            try check(driver.cuInit!(0), "cuInit")
+        } catch let EngineError.device(message) {
+            throw EngineError.unavailable(message)
+        }
     }
 
     static func load<Table>(_ library: ccuda_library, _ empty: Table, _ searchPath: String?) throws -> Table {
