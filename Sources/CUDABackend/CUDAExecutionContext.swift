@@ -296,7 +296,10 @@ public final class CUDAExecutionContext: ExecutionContext {
         let useTensorCores = e.dtype != .f32 && k.has(mmaKernel) && mmaShared <= device.maxSharedMemoryPerBlock
             && ProcessInfo.processInfo.environment["CLIPSERVE_SCALAR_ATTENTION"] != "1"
         let attentionKernel = useTensorCores ? mmaKernel : "attention_d\(headWidth)_\(suffix)"
-        let attentionBlock = useTensorCores ? 128 : queryTile
+        // Longer sequences take 128 queries per CTA (8 warps): K/V are staged in shared memory half as often.
+        let mmaQueries = t > 64 ? 128 : 64
+        let attentionBlock = useTensorCores ? 2 * mmaQueries : queryTile
+        let attentionQueries = useTensorCores ? mmaQueries : queryTile
         let attentionShared = useTensorCores ? mmaShared : CUDAKernels.attentionSharedBytes(headWidth: headWidth)
         let scale = 1 / Float(headWidth).squareRoot()
         for (index, block) in e.blocks.enumerated() {
@@ -308,7 +311,7 @@ public final class CUDAExecutionContext: ExecutionContext {
                 outputType: e.dtype, bias: block.qkvBias)
             try mark("gemm qkv")
             try k.launch(
-                attentionKernel, grid: ((t + queryTile - 1) / queryTile, spec.heads, b), block: attentionBlock,
+                attentionKernel, grid: ((t + attentionQueries - 1) / attentionQueries, spec.heads, b), block: attentionBlock,
                 sharedBytes: attentionShared, stream: s,
                 [.pointer(qkv.pointer), .pointer(attention.pointer), .int32(Int32(t)), .int32(Int32(spec.heads)),
                  .float(scale)])

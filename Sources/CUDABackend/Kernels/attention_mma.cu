@@ -1,7 +1,7 @@
 // Tensor-core multi-head attention for 16-bit activations (fp16 / bf16), head width 64 or 80, S up to ~600.
 // Compiled as its own NVRTC program: if it fails to build, the engine falls back to the scalar kernel.
 //
-// One CTA of 4 warps per (64-query tile, head, image); each warp owns 16 query rows. K and V (row-major, copied
+// One CTA of 4 or 8 warps per (64- or 128-query tile, head, image); each warp owns 16 query rows. K and V (row-major, copied
 // with cp.async; V read through ldmatrix.trans) of the whole sequence for the head sit in shared memory as 16-bit values, padded to a multiple of 16
 // keys with zeros. Scores S = Q·Kᵀ and O += P·V use mma.sync m16n8k16 with fp32 accumulators; the softmax is exact
 // in fp32 with a running max and sum over blocks of 64 keys. Q, K, V are read strided from the fused QKV output
@@ -87,7 +87,7 @@ __device__ void attention_mma(const u16 *qkv, u16 *out, int tokens, int heads, f
     __syncthreads();
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    const int q0 = blockIdx.x * 64 + warp * 16;
+    const int q0 = blockIdx.x * (blockDim.x >> 1) + warp * 16;  // 16 query rows per warp
     if (q0 >= tokens) return;
     const int r0 = q0 + g, r1 = q0 + g + 8;
     unsigned qa[D / 16][4];
@@ -184,18 +184,18 @@ __device__ void attention_mma(const u16 *qkv, u16 *out, int tokens, int heads, f
 }
 
 #ifdef CLIPSERVE_F16
-extern "C" __global__ void __launch_bounds__(128) attention_mma_d64_f16(const u16 *qkv, u16 *out, int tokens, int heads, float scale) {
+extern "C" __global__ void __launch_bounds__(256) attention_mma_d64_f16(const u16 *qkv, u16 *out, int tokens, int heads, float scale) {
     attention_mma<0, 64>(qkv, out, tokens, heads, scale);
 }
-extern "C" __global__ void __launch_bounds__(128) attention_mma_d80_f16(const u16 *qkv, u16 *out, int tokens, int heads, float scale) {
+extern "C" __global__ void __launch_bounds__(256) attention_mma_d80_f16(const u16 *qkv, u16 *out, int tokens, int heads, float scale) {
     attention_mma<0, 80>(qkv, out, tokens, heads, scale);
 }
 #endif
 #ifdef CLIPSERVE_BF16
-extern "C" __global__ void __launch_bounds__(128) attention_mma_d64_bf16(const u16 *qkv, u16 *out, int tokens, int heads, float scale) {
+extern "C" __global__ void __launch_bounds__(256) attention_mma_d64_bf16(const u16 *qkv, u16 *out, int tokens, int heads, float scale) {
     attention_mma<1, 64>(qkv, out, tokens, heads, scale);
 }
-extern "C" __global__ void __launch_bounds__(128) attention_mma_d80_bf16(const u16 *qkv, u16 *out, int tokens, int heads, float scale) {
+extern "C" __global__ void __launch_bounds__(256) attention_mma_d80_bf16(const u16 *qkv, u16 *out, int tokens, int heads, float scale) {
     attention_mma<1, 80>(qkv, out, tokens, heads, scale);
 }
 #endif
