@@ -47,12 +47,13 @@ private func cosine(_ a: ArraySlice<Float>, _ b: ArraySlice<Float>) -> Float {
 
 @Suite("CUDA backend")
 struct CUDABackendTests {
-    @Test("embedded kernel sources equal Kernels/vit_kernels.cu (run scripts/device/embed_kernels.sh)")
-    func embeddedSourcesMatchResource() throws {
+    @Test("embedded kernel sources equal Kernels/*.cu (run scripts/device/embed_kernels.sh)",
+          arguments: [("vit_kernels", KernelSources.vitKernels), ("attention_mma", KernelSources.attentionMma)])
+    func embeddedSourcesMatchResource(name: String, embedded: String) throws {
         let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Sources/CUDABackend/Kernels/vit_kernels.cu")
+            .deletingLastPathComponent().appendingPathComponent("Sources/CUDABackend/Kernels/\(name).cu")
         let text = try String(contentsOf: file, encoding: .utf8)
-        #expect(text.trimmingCharacters(in: .newlines) == KernelSources.vitKernels.trimmingCharacters(in: .newlines))
+        #expect(text.trimmingCharacters(in: .newlines) == embedded.trimmingCharacters(in: .newlines))
     }
 
     @Test("without CUDA, loading fails with an error naming the library", .enabled(if: !CUDAEngine.isAvailable))
