@@ -5,6 +5,8 @@ struct ClipServe: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "clipserve",
         abstract: "Serve CLIP image embeddings from open_clip image towers on CPUs and NVIDIA GPUs.",
-        subcommands: [ServeCommand.self, EmbedCommand.self, InspectCommand.self, BenchCommand.self]
+        subcommands: [
+            ServeCommand.self, EmbedCommand.self, InspectCommand.self, VerifyCommand.self, BenchCommand.self,
+        ]
     )
 }

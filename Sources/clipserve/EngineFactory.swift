@@ -1,6 +1,7 @@
 import ArgumentParser
 import CLIPModel
 import CPUBackend
+import CUDABackend
 import Foundation
 import InferenceCore
 
@@ -127,8 +128,34 @@ enum EngineFactory {
     ///
     /// Must throw `EngineError.unavailable` (never crash) when no driver, GPU or library is usable, so `auto` can
     /// fall back to the CPU.
+    ///
+    /// A `CUDAEngine` holds one GPU: this returns the engine of the first selected GPU. Serving on several GPUs
+    /// takes one engine per ordinal (`makeCUDAEngines`).
     private static func makeCUDA(options: ModelOptions, model: LoadedModel) throws -> any EmbeddingEngine {
-        // TODO(cuda): build the CUDA engine here.
-        throw EngineError.unavailable("CUDA backend not built yet")
+        guard let first = try makeCUDAEngines(options: options, model: model, limit: 1).first else {
+            throw EngineError.unavailable("cuda: no GPU selected")
+        }
+        return first
+    }
+
+    /// One CUDA engine per selected GPU (at most `limit`), each with its own copy of the weights.
+    static func makeCUDAEngines(options: ModelOptions, model: LoadedModel, limit: Int = .max) throws -> [CUDAEngine] {
+        let paths = options.cudaLibraryPaths
+        CUDALibraries.setSearchPath(paths.isEmpty ? nil : paths.joined(separator: ":"))
+        let available = try CUDAEngine.availableDeviceCount()
+        guard available > 0 else { throw EngineError.unavailable("cuda: the driver sees no GPU") }
+        let ordinals: [Int]
+        switch options.devices {
+        case .all: ordinals = Array(0..<available)
+        case let .list(list):
+            if let bad = list.first(where: { $0 >= available }) {
+                throw EngineError.unavailable("cuda: GPU \(bad) requested, the driver sees \(available) (0...\(available - 1))")
+            }
+            ordinals = list
+        }
+        return try ordinals.prefix(limit).map { ordinal in
+            try CUDAEngine(
+                spec: model.spec, weights: model.weights, precision: options.precision ?? .fp16, deviceOrdinal: ordinal)
+        }
     }
 }

@@ -1,0 +1,157 @@
+import CCUDA
+import Dispatch
+import InferenceCore
+
+/// Device copies of one residual block's weights. Matrices are in the engine's precision; the QKV bias is too
+/// (cuBLASLt's BIAS epilogue reads it in the output type), every other bias and the LayerNorm parameters are fp32.
+struct CUDABlockWeights {
+    let ln1Weight, ln1Bias, qkvWeight, qkvBias, outWeight, outBias: CUDABuffer
+    let ln2Weight, ln2Bias, fc1Weight, fc1Bias, fc2Weight, fc2Bias: CUDABuffer
+}
+
+/// A ViT image tower on one GPU: weights uploaded once in the chosen precision and shared read-only by every
+/// execution context made from it; the NVRTC-compiled kernels of the device.
+public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
+    // @unchecked: every stored property is written only in `init`; device weights are never written after upload.
+    public let spec: VisionTowerSpec
+    public let precision: Precision
+    public let deviceDescription: String
+    public let preferredBatchSizes: [Int]
+    let device: CUDADevice
+    let kernels: CUDAKernels
+    /// Element type of matrices and activations.
+    let dtype: DType
+    /// conv1's K (3·p·p) rounded up to a multiple of 8 for aligned tensor-core loads.
+    let patchK: Int
+    let patchEmbedding, classEmbedding, positionalEmbedding, lnPreWeight, lnPreBias: CUDABuffer
+    let lnPostWeight, lnPostBias, projection: CUDABuffer
+    let blocks: [CUDABlockWeights]
+
+    /// Why the tensor-core attention kernel could not be built (the scalar kernel is used instead), if it could not.
+    public var tensorCoreAttentionError: String? { kernels.tensorCoreAttentionError }
+
+    /// Whether a CUDA driver and a GPU are usable here.
+    public static var isAvailable: Bool { CUDADevice.isAvailable }
+
+    /// GPUs the driver sees (0 when CUDA is unavailable).
+    public static var deviceCount: Int { (try? CUDADevice.count()) ?? 0 }
+
+    /// GPUs the driver sees; throws `EngineError.unavailable` naming the missing library or driver problem.
+    public static func availableDeviceCount() throws -> Int { try CUDADevice.count() }
+
+    /// One line per GPU: "cuda:N NAME (sm_XY, SMs, GiB)".
+    public static func describeDevices() throws -> [String] {
+        try (0..<CUDADevice.count()).map { i in
+            let d = try CUDADevice(ordinal: i)
+            return "cuda:\(i) \(d.name) (\(d.architecture), \(d.multiprocessors) SMs, \(d.totalMemory >> 30) GiB)"
+        }
+    }
+
+    /// Uploads `weights` to GPU `deviceOrdinal` in `precision` and compiles the kernels for it.
+    public init(spec: VisionTowerSpec, weights: VisionWeights, precision: Precision = .fp16, deviceOrdinal: Int = 0) throws {
+        guard CUDAKernels.supportedHeadWidths.contains(spec.headWidth) else {
+            throw EngineError.unavailable(
+                "cuda: head width \(spec.headWidth) is not supported (attention is built for \(CUDAKernels.supportedHeadWidths))")
+        }
+        guard spec.width % spec.headWidth == 0, spec.imageSize % spec.patchSize == 0, weights.blocks.count == spec.layers else {
+            throw EngineError.unavailable("cuda: inconsistent spec or weights (\(weights.blocks.count) blocks for \(spec))")
+        }
+        guard spec.width % 8 == 0, spec.mlpWidth % 8 == 0, spec.embedDim % 8 == 0 else {
+            throw EngineError.unavailable("cuda: width, MLP width and embed dim must be multiples of 8 (\(spec))")
+        }
+        let device = try CUDADevice(ordinal: deviceOrdinal)
+        self.device = device
+        self.spec = spec
+        self.precision = precision
+        dtype = switch precision {
+        case .fp32: .f32
+        case .fp16: .f16
+        case .bf16: .bf16
+        }
+        kernels = try CUDAKernels(device: device, dtype: dtype)
+        let attention = kernels.tensorCoreAttentionError == nil ? "mma.sync attention" : "scalar attention"
+        deviceDescription = "cuda:\(deviceOrdinal) \(device.name) (\(device.architecture), \(precision.rawValue), \(attention))"
+        var sizes: [Int] = []
+        var size = 1
+        while size < 1024 { sizes.append(size); size *= 2 }
+        preferredBatchSizes = sizes
+
+        let w = spec.width, m = spec.mlpWidth, dtype = dtype
+        patchK = (spec.patchDim + 7) / 8 * 8
+        func upload(_ tensor: TensorData, _ name: String, _ shape: [Int], as type: DType, padColumnsTo: Int? = nil,
+                    transpose: Bool = false) throws -> CUDABuffer {
+            let flat = tensor.shape.reduce(1, *)
+            guard flat == shape.reduce(1, *) else {
+                throw EngineError.device("cuda: tensor \(name) has shape \(tensor.shape), expected \(shape)")
+            }
+            let bytes = Self.convert(tensor, rows: shape.first ?? 1, columns: flat / max(shape.first ?? 1, 1), to: type,
+                                     padColumnsTo: padColumnsTo, transpose: transpose)
+            let buffer = try device.allocate(bytes.count, name)
+            try bytes.withUnsafeBytes { try buffer.upload($0, name) }
+            return buffer
+        }
+        patchEmbedding = try upload(weights.patchEmbedding, "visual.conv1.weight", [w, spec.patchDim], as: dtype, padColumnsTo: patchK)
+        classEmbedding = try upload(weights.classEmbedding, "visual.class_embedding", [w], as: .f32)
+        positionalEmbedding = try upload(weights.positionalEmbedding, "visual.positional_embedding", [spec.tokens, w], as: .f32)
+        lnPreWeight = try upload(weights.lnPreWeight, "visual.ln_pre.weight", [w], as: .f32)
+        lnPreBias = try upload(weights.lnPreBias, "visual.ln_pre.bias", [w], as: .f32)
+        lnPostWeight = try upload(weights.lnPostWeight, "visual.ln_post.weight", [w], as: .f32)
+        lnPostBias = try upload(weights.lnPostBias, "visual.ln_post.bias", [w], as: .f32)
+        // proj is [W, E] input-major; store it as a Linear weight [E, W] so every GEMM has the same orientation.
+        projection = try upload(weights.projection, "visual.proj", [w, spec.embedDim], as: dtype, transpose: true)
+        blocks = try weights.blocks.enumerated().map { i, block in
+            let p = "visual.transformer.resblocks.\(i)."
+            return CUDABlockWeights(
+                ln1Weight: try upload(block.ln1Weight, p + "ln_1.weight", [w], as: .f32),
+                ln1Bias: try upload(block.ln1Bias, p + "ln_1.bias", [w], as: .f32),
+                qkvWeight: try upload(block.qkvWeight, p + "attn.in_proj_weight", [3 * w, w], as: dtype),
+                qkvBias: try upload(block.qkvBias, p + "attn.in_proj_bias", [3 * w], as: dtype),
+                outWeight: try upload(block.outWeight, p + "attn.out_proj.weight", [w, w], as: dtype),
+                outBias: try upload(block.outBias, p + "attn.out_proj.bias", [w], as: .f32),
+                ln2Weight: try upload(block.ln2Weight, p + "ln_2.weight", [w], as: .f32),
+                ln2Bias: try upload(block.ln2Bias, p + "ln_2.bias", [w], as: .f32),
+                fc1Weight: try upload(block.fc1Weight, p + "mlp.c_fc.weight", [m, w], as: dtype),
+                fc1Bias: try upload(block.fc1Bias, p + "mlp.c_fc.bias", [m], as: .f32),
+                fc2Weight: try upload(block.fc2Weight, p + "mlp.c_proj.weight", [w, m], as: dtype),
+                fc2Bias: try upload(block.fc2Bias, p + "mlp.c_proj.bias", [w], as: .f32))
+        }
+        // Pageable uploads may still be in flight when cuMemcpyHtoD returns; contexts use non-blocking streams.
+        try device.libraries.check(device.libraries.driver.cuCtxSynchronize!(), "cuCtxSynchronize after weight upload")
+    }
+
+    public func makeContext(_ configuration: ExecutionContextConfiguration) throws -> any ExecutionContext {
+        try CUDAExecutionContext(engine: self, configuration: configuration)
+    }
+
+    /// The tensor's values as `rows × columns` bytes of `type`, optionally transposed and zero-padded per row.
+    static func convert(_ tensor: TensorData, rows: Int, columns: Int, to type: DType, padColumnsTo: Int?,
+                        transpose: Bool) -> [UInt8] {
+        let outRows = transpose ? columns : rows, outColumns = transpose ? rows : columns
+        let stride = padColumnsTo ?? outColumns
+        var bytes = [UInt8](repeating: 0, count: outRows * stride * type.byteSize)
+        bytes.withUnsafeMutableBytes { raw in
+            let out = UncheckedRaw(raw.baseAddress!)
+            let chunk = max(1, (1 << 18) / max(outColumns, 1))
+            DispatchQueue.concurrentPerform(iterations: (outRows + chunk - 1) / chunk) { c in
+                for r in (c * chunk)..<min(outRows, (c + 1) * chunk) {
+                    for col in 0..<outColumns {
+                        let value = tensor.float(at: transpose ? col * columns + r : r * columns + col)
+                        let index = r * stride + col
+                        switch type {
+                        case .f32: out.pointer.storeBytes(of: value, toByteOffset: index * 4, as: Float.self)
+                        case .f16: out.pointer.storeBytes(of: HalfConversion.f16(from: value), toByteOffset: index * 2, as: UInt16.self)
+                        case .bf16: out.pointer.storeBytes(of: HalfConversion.bf16(from: value), toByteOffset: index * 2, as: UInt16.self)
+                        }
+                    }
+                }
+            }
+        }
+        return bytes
+    }
+}
+
+/// A raw pointer handed to `concurrentPerform` chunks that write disjoint bytes of it.
+struct UncheckedRaw: @unchecked Sendable {
+    let pointer: UnsafeMutableRawPointer
+    init(_ pointer: UnsafeMutableRawPointer) { self.pointer = pointer }
+}

@@ -1,0 +1,390 @@
+import CCUDA
+import Foundation
+import InferenceCore
+
+/// Per-inference state on one GPU: its own stream (priority from the configuration), activation workspace for its
+/// largest batch, cuBLASLt handle, workspace and matmul plans, pinned host staging buffers and one CUDA graph per
+/// batch-size profile (1, 2, 4, …, max), captured on first use and replayed after.
+///
+/// The residual stream stays fp32 in every precision: 12–32 blocks each add a small update to it, and rounding
+/// that sum to fp16/bf16 after every block is where most of the drift would come from. The adds cost nothing
+/// extra: out_proj and c_proj write straight into it with cuBLASLt's BIAS epilogue and beta = 1 (C = D = x, exact),
+/// so "LayerNorm fused with the residual add" becomes "residual add fused into the GEMM, LayerNorm reads fp32 and
+/// writes the 16-bit GEMM input".
+///
+/// Not `Sendable`: one worker thread owns a context for its whole life; the engine's weights are shared read-only.
+public final class CUDAExecutionContext: ExecutionContext {
+    public let maxBatchSize: Int
+    /// Batch sizes a graph is captured for; a batch runs on the smallest profile that holds it, the rest padded.
+    public let profiles: [Int]
+    let engine: CUDAEngine
+    let device: CUDADevice
+    let libraries: CUDALibraries
+    let stream: CUstream
+    let handle: cublasLtHandle_t
+    let workspace: CUDABuffer
+    let workspaceBytes = 32 << 20
+    /// Activations: pixels [B,3,S,S] f32, patches [B·G², K] T, patch GEMM output [B·G², W] f32, residual x
+    /// [B·T, W] f32, LayerNorm output h [B·T, W] T, qkv [B·T, 3W] T, attention [B·T, W] T, MLP [B·T, M] T,
+    /// pooled class tokens [B, W] T, embeddings [B, E] f32.
+    let pixels, patches, patchOut, x, h, qkv, attention, mlp, pooled, embedding: CUDABuffer
+    let pinnedInput: UnsafeMutableRawPointer
+    let pinnedOutput: UnsafeMutableRawPointer
+    private var plans: [MatmulShape: MatmulPlan] = [:]
+    private var graphs: [Int: CUgraphExec] = [:]
+    /// Events recorded by `mark` while `profileStages` runs.
+    private var stageEvents: [(String, CUevent)]?
+    /// CUDA graphs are used unless CLIPSERVE_CUDA_GRAPHS=0.
+    let useGraphs: Bool
+
+    init(engine: CUDAEngine, configuration: ExecutionContextConfiguration) throws {
+        guard configuration.maxBatchSize >= 1 else {
+            throw EngineError.unavailable("cuda: maxBatchSize must be at least 1, got \(configuration.maxBatchSize)")
+        }
+        self.engine = engine
+        device = engine.device
+        libraries = device.libraries
+        maxBatchSize = configuration.maxBatchSize
+        var sizes: [Int] = []
+        var size = 1
+        while size < maxBatchSize { sizes.append(size); size *= 2 }
+        sizes.append(maxBatchSize)
+        profiles = sizes
+        useGraphs = ProcessInfo.processInfo.environment["CLIPSERVE_CUDA_GRAPHS"] != "0"
+        try device.bind()
+        let d = libraries.driver
+        var least: Int32 = 0, greatest: Int32 = 0
+        try libraries.check(d.cuCtxGetStreamPriorityRange!(&least, &greatest), "cuCtxGetStreamPriorityRange")
+        let priority = configuration.priority == .high ? greatest : least
+        var stream: CUstream?
+        try libraries.check(
+            d.cuStreamCreateWithPriority!(&stream, UInt32(CCUDA_STREAM_NON_BLOCKING), priority),
+            "cuStreamCreateWithPriority(\(priority))")
+        self.stream = stream!
+        var handle: cublasLtHandle_t?
+        try libraries.checkBLAS(libraries.cublasLt.cublasLtCreate!(&handle), "cublasLtCreate", "cuda:\(device.ordinal)")
+        self.handle = handle!
+        workspace = try device.allocate(workspaceBytes, "cuBLASLt workspace")
+
+        let spec = engine.spec, b = maxBatchSize, t = engine.dtype.byteSize
+        let rows = b * spec.tokens, w = spec.width, g2 = spec.gridSize * spec.gridSize
+        pixels = try device.allocate(b * spec.pixelsPerImage * 4, "pixels")
+        patches = try device.allocate(b * g2 * engine.patchK * t, "patches")
+        patchOut = try device.allocate(b * g2 * w * 4, "patch embeddings")
+        x = try device.allocate(rows * w * 4, "residual stream")
+        h = try device.allocate(rows * w * t, "layernorm output")
+        qkv = try device.allocate(rows * 3 * w * t, "qkv")
+        attention = try device.allocate(rows * w * t, "attention output")
+        mlp = try device.allocate(rows * spec.mlpWidth * t, "mlp hidden")
+        pooled = try device.allocate(b * w * t, "pooled class tokens")
+        embedding = try device.allocate(b * spec.embedDim * 4, "embeddings")
+        // Padded images read whatever the pixel buffer holds; start it at zero so they are finite.
+        try libraries.check(d.cuMemsetD8Async!(pixels.pointer, 0, pixels.bytes, stream), "cuMemsetD8Async(pixels)")
+        var input: UnsafeMutableRawPointer?, output: UnsafeMutableRawPointer?
+        try libraries.check(d.cuMemAllocHost!(&input, pixels.bytes), "cuMemAllocHost(\(pixels.bytes) bytes)")
+        try libraries.check(d.cuMemAllocHost!(&output, embedding.bytes), "cuMemAllocHost(\(embedding.bytes) bytes)")
+        pinnedInput = input!
+        pinnedOutput = output!
+        try libraries.check(d.cuStreamSynchronize!(stream), "cuStreamSynchronize")
+    }
+
+    deinit {
+        let d = libraries.driver
+        _ = d.cuCtxSetCurrent!(device.context)
+        _ = d.cuStreamSynchronize!(stream)
+        for exec in graphs.values { _ = d.cuGraphExecDestroy!(exec) }
+        plans.removeAll()
+        _ = libraries.cublasLt.cublasLtDestroy!(handle)
+        _ = d.cuStreamDestroy!(stream)
+        _ = d.cuMemFreeHost!(pinnedInput)
+        _ = d.cuMemFreeHost!(pinnedOutput)
+    }
+
+    private func validate(pixels: UnsafeBufferPointer<Float>, count: Int) throws {
+        guard count <= maxBatchSize else { throw EngineError.batchTooLarge(requested: count, maximum: maxBatchSize) }
+        guard count >= 0 else { throw EngineError.bufferSize(what: "pixel", expected: 0, got: count) }
+        let expected = count * engine.spec.pixelsPerImage
+        guard pixels.count == expected else { throw EngineError.bufferSize(what: "pixel", expected: expected, got: pixels.count) }
+    }
+
+    public func embed(
+        pixels input: UnsafeBufferPointer<Float>, count: Int, normalize: Bool, into output: UnsafeMutableBufferPointer<Float>
+    ) throws {
+        try validate(pixels: input, count: count)
+        let e = engine.spec.embedDim
+        guard output.count == count * e else { throw EngineError.bufferSize(what: "output", expected: count * e, got: output.count) }
+        guard count > 0 else { return }
+        try device.bind()
+        let d = libraries.driver
+        let bytes = input.count * 4
+        pinnedInput.copyMemory(from: input.baseAddress!, byteCount: bytes)
+        try libraries.check(d.cuMemcpyHtoDAsync!(pixels.pointer, pinnedInput, bytes, stream), "cuMemcpyHtoDAsync(pixels)", "\(bytes) bytes")
+        try run(profile: profile(for: count))
+        if normalize { try l2Normalize(count: count) }
+        try libraries.check(
+            d.cuMemcpyDtoHAsync!(pinnedOutput, embedding.pointer, count * e * 4, stream), "cuMemcpyDtoHAsync(embeddings)")
+        try synchronize("embed(\(count))")
+        UnsafeMutableRawPointer(output.baseAddress!).copyMemory(from: pinnedOutput, byteCount: count * e * 4)
+    }
+
+    public func captureLayers(pixels input: UnsafeBufferPointer<Float>, count: Int) throws -> [LayerOutput] {
+        try validate(pixels: input, count: count)
+        guard count > 0 else { return [] }
+        try device.bind()
+        // Same path as `embed`: pinned staging and an async copy on this context's stream (a pageable
+        // cuMemcpyHtoD on the legacy stream is not ordered with this non-blocking stream).
+        let bytes = input.count * 4
+        pinnedInput.copyMemory(from: input.baseAddress!, byteCount: bytes)
+        try libraries.check(
+            libraries.driver.cuMemcpyHtoDAsync!(pixels.pointer, pinnedInput, bytes, stream), "cuMemcpyHtoDAsync(pixels)")
+        var layers: [LayerOutput] = []
+        try forward(count: count) { name, shape, buffer, dtype in
+            try self.synchronize("capture \(name)")
+            layers.append(LayerOutput(name: name, shape: shape, values: try self.download(buffer, dtype, shape.reduce(1, *))))
+        }
+        try synchronize("capture")
+        let e = engine.spec.embedDim
+        layers.append(LayerOutput(name: "projection", shape: [count, e], values: try download(embedding, .f32, count * e)))
+        return layers
+    }
+
+    /// Times `iterations` forward passes of `batch` images already resident on the device (as the PyTorch peers
+    /// measure): graph replays between two events, no host copies. Returns seconds per batch.
+    public func timeDeviceResident(batch: Int, iterations: Int) throws -> Double {
+        guard batch >= 1, batch <= maxBatchSize else { throw EngineError.batchTooLarge(requested: batch, maximum: maxBatchSize) }
+        try device.bind()
+        let d = libraries.driver
+        let profile = profile(for: batch)
+        try run(profile: profile)  // captures the graph and warms up
+        try synchronize("warm-up")
+        var start: CUevent?, end: CUevent?
+        try libraries.check(d.cuEventCreate!(&start, 0), "cuEventCreate")
+        try libraries.check(d.cuEventCreate!(&end, 0), "cuEventCreate")
+        defer { _ = d.cuEventDestroy!(start); _ = d.cuEventDestroy!(end) }
+        try libraries.check(d.cuEventRecord!(start, stream), "cuEventRecord")
+        for _ in 0..<iterations { try run(profile: profile) }
+        try libraries.check(d.cuEventRecord!(end, stream), "cuEventRecord")
+        try libraries.check(d.cuEventSynchronize!(end), "cuEventSynchronize")
+        var milliseconds: Float = 0
+        try libraries.check(d.cuEventElapsedTime!(&milliseconds, start, end), "cuEventElapsedTime")
+        return Double(milliseconds) / 1000 / Double(iterations)
+    }
+
+    /// One forward pass of the `count` images already in the device input buffer (from the previous `embed`),
+    /// waiting for it to finish: no host copies. For engine-only benchmarks.
+    public func forwardDeviceResident(count: Int) throws {
+        guard count >= 1, count <= maxBatchSize else { throw EngineError.batchTooLarge(requested: count, maximum: maxBatchSize) }
+        try device.bind()
+        try run(profile: profile(for: count))
+        try synchronize("forward(\(count))")
+    }
+
+    func profile(for count: Int) -> Int { profiles.first { $0 >= count } ?? maxBatchSize }
+
+    func synchronize(_ what: String) throws {
+        try libraries.check(libraries.driver.cuStreamSynchronize!(stream), "cuStreamSynchronize after \(what)")
+    }
+
+    /// Runs the forward pass for `profile` images: a graph replay once captured, else eager then capture.
+    private func run(profile: Int) throws {
+        let d = libraries.driver
+        if let exec = graphs[profile] {
+            try libraries.check(d.cuGraphLaunch!(exec, stream), "cuGraphLaunch(batch \(profile))")
+            return
+        }
+        try forward(count: profile, capture: nil)
+        guard useGraphs else { return }
+        // The eager pass above chose every plan and loaded every kernel; now record the same work.
+        try synchronize("eager forward(\(profile))")
+        try libraries.check(
+            d.cuStreamBeginCapture!(stream, Int32(CCUDA_STREAM_CAPTURE_MODE_THREAD_LOCAL)), "cuStreamBeginCapture(batch \(profile))")
+        var graph: CUgraph?
+        do {
+            try forward(count: profile, capture: nil)
+        } catch {
+            _ = d.cuStreamEndCapture!(stream, &graph)
+            if let graph { _ = d.cuGraphDestroy!(graph) }
+            throw error
+        }
+        try libraries.check(d.cuStreamEndCapture!(stream, &graph), "cuStreamEndCapture(batch \(profile))")
+        defer { _ = d.cuGraphDestroy!(graph) }
+        var exec: CUgraphExec?
+        try libraries.check(d.cuGraphInstantiateWithFlags!(&exec, graph, 0), "cuGraphInstantiateWithFlags(batch \(profile))")
+        graphs[profile] = exec!
+    }
+
+    private func l2Normalize(count: Int) throws {
+        try engine.kernels.launch(
+            "l2norm_f32", grid: (count, 1, 1), block: 256, stream: stream,
+            [.pointer(embedding.pointer), .int32(Int32(engine.spec.embedDim))])
+    }
+
+    private func download(_ buffer: CUDABuffer, _ dtype: DType, _ count: Int) throws -> [Float] {
+        var raw = [UInt8](repeating: 0, count: count * dtype.byteSize)
+        try raw.withUnsafeMutableBytes { bytes in
+            try libraries.check(
+                libraries.driver.cuMemcpyDtoH!(bytes.baseAddress!, buffer.pointer, bytes.count), "cuMemcpyDtoH", "\(bytes.count) bytes")
+        }
+        return raw.withUnsafeBytes { bytes in
+            (0..<count).map { i in
+                switch dtype {
+                case .f32: bytes.load(fromByteOffset: i * 4, as: Float.self)
+                case .f16: HalfConversion.float(fromF16: bytes.load(fromByteOffset: i * 2, as: UInt16.self))
+                case .bf16: HalfConversion.float(fromBF16: bytes.load(fromByteOffset: i * 2, as: UInt16.self))
+                }
+            }
+        }
+    }
+
+    private func matmul(
+        _ label: String, m: Int, n: Int, k: Int, weight: CUDABuffer, input: CUDABuffer, output: CUDABuffer,
+        outputType: DType, bias: CUDABuffer?, accumulate: Bool = false
+    ) throws {
+        let shape = MatmulShape(m: m, n: n, k: k, input: engine.dtype, output: outputType, bias: bias != nil)
+        let plan: MatmulPlan
+        if let cached = plans[shape] {
+            plan = cached
+        } else {
+            plan = try MatmulPlan(
+                shape: shape, handle: handle, workspaceLimit: workspaceBytes, libraries: libraries,
+                sampleBias: bias?.pointer ?? 0)
+            plans[shape] = plan
+        }
+        try plan.run(
+            handle: handle, weight: weight.pointer, input: input.pointer, output: output.pointer, bias: bias?.pointer,
+            accumulate: accumulate, workspace: workspace.pointer, workspaceLimit: workspaceBytes, stream: stream,
+            label: label)
+    }
+
+    /// Enqueues the whole ViT forward pass for `count` images from `pixels` to `embedding` (un-normalised).
+    /// `capture` is called after each stage with its buffer (work is enqueued, not finished).
+    private func forward(
+        count: Int, capture: ((_ name: String, _ shape: [Int], _ buffer: CUDABuffer, _ dtype: DType) throws -> Void)?
+    ) throws {
+        let e = engine, spec = e.spec, k = e.kernels, s = stream
+        let suffix = CUDAKernels.suffix(e.dtype)
+        let b = count, t = spec.tokens, w = spec.width, mw = spec.mlpWidth, g = spec.gridSize, g2 = g * g
+        let rows = b * t, eps = spec.layerNormEpsilon
+        func elementwiseGrid(_ total: Int) -> (Int, Int, Int) {
+            (max(1, min((total + 255) / 256, device.multiprocessors * 16)), 1, 1)
+        }
+        func layerNorm(_ input: CUDABuffer, stride: Int, _ output: CUDABuffer, _ type: String, rows: Int,
+                       _ gamma: CUDABuffer, _ beta: CUDABuffer) throws {
+            try k.launch(
+                "layernorm_\(type)", grid: ((rows + 3) / 4, 1, 1), block: 128, stream: s,
+                [.pointer(input.pointer), .int64(Int64(stride)), .pointer(output.pointer), .pointer(gamma.pointer),
+                 .pointer(beta.pointer), .int32(Int32(rows)), .int32(Int32(w)), .float(eps)])
+        }
+
+        try k.launch(
+            "im2col_\(suffix)", grid: elementwiseGrid(b * g2 * e.patchK), block: 256, stream: s,
+            [.pointer(pixels.pointer), .pointer(patches.pointer), .int32(Int32(b)), .int32(Int32(spec.imageSize)),
+             .int32(Int32(spec.patchSize)), .int32(Int32(g)), .int32(Int32(e.patchK))])
+        try mark("im2col")
+        try matmul(
+            "conv1", m: b * g2, n: w, k: e.patchK, weight: e.patchEmbedding, input: patches, output: patchOut,
+            outputType: .f32, bias: nil)
+        try mark("gemm conv1")
+        try k.launch(
+            "embed_f32", grid: elementwiseGrid(rows * w), block: 256, stream: s,
+            [.pointer(patchOut.pointer), .pointer(e.classEmbedding.pointer), .pointer(e.positionalEmbedding.pointer),
+             .pointer(x.pointer), .int32(Int32(b)), .int32(Int32(t)), .int32(Int32(w))])
+        try mark("embed")
+        try capture?("embeddings", [b, t, w], x, .f32)
+        try layerNorm(x, stride: w, x, "f32", rows: rows, e.lnPreWeight, e.lnPreBias)
+        try mark("layernorm")
+        try capture?("ln_pre", [b, t, w], x, .f32)
+
+        let headWidth = spec.headWidth, queryTile = 64
+        // Tensor cores for 16-bit activations when the whole K/V of a head fits in shared memory; else the scalar kernel.
+        let mmaKernel = "attention_mma_d\(headWidth)_\(suffix)"
+        let mmaShared = CUDAKernels.tensorCoreAttentionSharedBytes(tokens: t, headWidth: headWidth)
+        let useTensorCores = e.dtype != .f32 && k.has(mmaKernel) && mmaShared <= device.maxSharedMemoryPerBlock
+            && ProcessInfo.processInfo.environment["CLIPSERVE_SCALAR_ATTENTION"] != "1"
+        let attentionKernel = useTensorCores ? mmaKernel : "attention_d\(headWidth)_\(suffix)"
+        // Longer sequences take 128 queries per CTA (8 warps): K/V are staged in shared memory half as often.
+        let mmaQueries = t > 64 ? 128 : 64
+        let attentionBlock = useTensorCores ? 2 * mmaQueries : queryTile
+        let attentionQueries = useTensorCores ? mmaQueries : queryTile
+        let attentionShared = useTensorCores ? mmaShared : CUDAKernels.attentionSharedBytes(headWidth: headWidth)
+        let scale = 1 / Float(headWidth).squareRoot()
+        for (index, block) in e.blocks.enumerated() {
+            let label = "resblocks.\(index)"
+            try layerNorm(x, stride: w, h, suffix, rows: rows, block.ln1Weight, block.ln1Bias)
+            try mark("layernorm")
+            try matmul(
+                "\(label).qkv", m: rows, n: 3 * w, k: w, weight: block.qkvWeight, input: h, output: qkv,
+                outputType: e.dtype, bias: block.qkvBias)
+            try mark("gemm qkv")
+            try k.launch(
+                attentionKernel, grid: ((t + attentionQueries - 1) / attentionQueries, spec.heads, b), block: attentionBlock,
+                sharedBytes: attentionShared, stream: s,
+                [.pointer(qkv.pointer), .pointer(attention.pointer), .int32(Int32(t)), .int32(Int32(spec.heads)),
+                 .float(scale)])
+            try mark(useTensorCores ? "attention (mma)" : "attention (scalar)")
+            try matmul(
+                "\(label).out_proj", m: rows, n: w, k: w, weight: block.outWeight, input: attention, output: x,
+                outputType: .f32, bias: block.outBias, accumulate: true)
+            try mark("gemm out_proj")
+            try layerNorm(x, stride: w, h, suffix, rows: rows, block.ln2Weight, block.ln2Bias)
+            try mark("layernorm")
+            try matmul(
+                "\(label).c_fc", m: rows, n: mw, k: w, weight: block.fc1Weight, input: h, output: mlp,
+                outputType: e.dtype, bias: nil)
+            try mark("gemm c_fc")
+            try k.launch(
+                "bias_gelu_\(suffix)", grid: (min(rows, device.multiprocessors * 32), 1, 1), block: 128, stream: s,
+                [.pointer(mlp.pointer), .pointer(block.fc1Bias.pointer), .int64(Int64(rows)), .int32(Int32(mw)),
+                 .int32(spec.activation == .quickGELU ? 1 : 0)])
+            try mark("bias+gelu")
+            try matmul(
+                "\(label).c_proj", m: rows, n: w, k: mw, weight: block.fc2Weight, input: mlp, output: x,
+                outputType: .f32, bias: block.fc2Bias, accumulate: true)
+            try mark("gemm c_proj")
+            try capture?(label, [b, t, w], x, .f32)
+        }
+        // ln_post on each image's class token (rows T·W apart), then the projection.
+        try layerNorm(x, stride: t * w, pooled, suffix, rows: b, e.lnPostWeight, e.lnPostBias)
+        try capture?("ln_post", [b, w], pooled, e.dtype)
+        try matmul(
+            "proj", m: b, n: spec.embedDim, k: w, weight: e.projection, input: pooled, output: embedding,
+            outputType: .f32, bias: nil)
+        try mark("ln_post+proj")
+    }
+
+    /// Records an event after the op just enqueued when stage profiling is on.
+    private func mark(_ stage: String) throws {
+        guard stageEvents != nil else { return }
+        var event: CUevent?
+        try libraries.check(libraries.driver.cuEventCreate!(&event, 0), "cuEventCreate")
+        try libraries.check(libraries.driver.cuEventRecord!(event, stream), "cuEventRecord(\(stage))")
+        stageEvents!.append((stage, event!))
+    }
+
+    /// Runs one eager forward pass of `batch` device-resident images with an event after every op and returns the
+    /// GPU milliseconds spent per stage kind, largest first (launch gaps included; no graph).
+    public func profileStages(batch: Int) throws -> [(stage: String, milliseconds: Double)] {
+        guard batch >= 1, batch <= maxBatchSize else { throw EngineError.batchTooLarge(requested: batch, maximum: maxBatchSize) }
+        try device.bind()
+        try forward(count: batch, capture: nil)  // plans and warm-up
+        try synchronize("profile warm-up")
+        var start: CUevent?
+        try libraries.check(libraries.driver.cuEventCreate!(&start, 0), "cuEventCreate")
+        try libraries.check(libraries.driver.cuEventRecord!(start, stream), "cuEventRecord(start)")
+        stageEvents = [("start", start!)]
+        defer {
+            for (_, event) in stageEvents ?? [] { _ = libraries.driver.cuEventDestroy!(event) }
+            stageEvents = nil
+        }
+        try forward(count: batch, capture: nil)
+        try synchronize("profile")
+        var totals: [String: Double] = [:]
+        let events = stageEvents!
+        for i in 1..<events.count {
+            var ms: Float = 0
+            try libraries.check(libraries.driver.cuEventElapsedTime!(&ms, events[i - 1].1, events[i].1), "cuEventElapsedTime")
+            totals[events[i].0, default: 0] += Double(ms)
+        }
+        return totals.map { ($0.key, $0.value) }.sorted { $0.1 > $1.1 }
+    }
+}

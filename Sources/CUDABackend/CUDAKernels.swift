@@ -1,0 +1,155 @@
+import CCUDA
+import InferenceCore
+
+/// An argument of a kernel launch, stored in 8 bytes as the kernel's parameter type requires.
+enum KernelArgument {
+    case pointer(CUdeviceptr)
+    case int32(Int32)
+    case int64(Int64)
+    case float(Float)
+}
+
+/// The compiled ViT kernels of one device: one module, its functions looked up once.
+final class CUDAKernels: @unchecked Sendable {
+    // @unchecked: immutable after init; CUfunction handles may be launched from any thread bound to the context.
+    let device: CUDADevice
+    private let module: CUmodule
+    /// The tensor-core attention module, nil when it failed to build (see `tensorCoreAttentionError`).
+    private let attentionModule: CUmodule?
+    /// Why the tensor-core attention is unavailable, if it is.
+    let tensorCoreAttentionError: String?
+    private var functions: [String: CUfunction] = [:]
+    /// Whether the CUBIN came from the disk cache, and how long compiling or loading took (seconds).
+    let cached: Bool
+    let compileSeconds: Double
+
+    /// Compiles (or loads from cache) the embedded kernel sources for `device`.
+    init(device: CUDADevice, dtype: DType) throws {
+        self.device = device
+        try device.bind()
+        let started = ContinuousClock.now
+        let compiler = NVRTCCompiler(libraries: device.libraries)
+        let suffix = Self.suffix(dtype)
+        let define = "CLIPSERVE_\(suffix.uppercased())"
+        let (cubin, cached) = try compiler.cubin(
+            source: KernelSources.vitKernels, name: "vit_kernels", architecture: device.architecture, defines: [define])
+        var module: CUmodule?
+        try cubin.withUnsafeBytes { bytes in
+            try device.libraries.check(
+                device.libraries.driver.cuModuleLoadData!(&module, bytes.baseAddress), "cuModuleLoadData(vit_kernels)",
+                "\(cubin.count) bytes, \(device.architecture)")
+        }
+        self.module = module!
+        self.cached = cached
+        // The tensor-core attention is an optimisation: if NVRTC or the loader rejects it, fall back to the scalar kernel.
+        var attentionModule: CUmodule?
+        var attentionError: String?
+        if dtype == .f32 {
+            attentionError = "not used in fp32"
+        } else { do {
+            let (mmaCubin, _) = try compiler.cubin(
+                source: KernelSources.attentionMma, name: "attention_mma", architecture: device.architecture,
+                defines: [define])
+            try mmaCubin.withUnsafeBytes { bytes in
+                try device.libraries.check(
+                    device.libraries.driver.cuModuleLoadData!(&attentionModule, bytes.baseAddress), "cuModuleLoadData(attention_mma)")
+            }
+        } catch {
+            attentionModule = nil
+            attentionError = "\(error)"
+        } }
+        self.attentionModule = attentionModule
+        tensorCoreAttentionError = attentionError
+        let elapsed = ContinuousClock.now - started
+        compileSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        for op in ["im2col", "layernorm", "bias_gelu", "attention_d16", "attention_d32", "attention_d64", "attention_d80"] {
+            try lookUp("\(op)_\(suffix)")
+        }
+        try lookUp("layernorm_f32")
+        try lookUp("embed_f32")
+        try lookUp("l2norm_f32")
+        if let attentionModule {
+            for name in ["attention_mma_d64_\(suffix)", "attention_mma_d80_\(suffix)"] {
+                try lookUp(name, in: attentionModule)
+                try device.libraries.check(
+                    device.libraries.driver.cuFuncSetAttribute!(
+                        functions[name]!, Int32(CCUDA_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES),
+                        Int32(device.maxSharedMemoryPerBlock)),
+                    "cuFuncSetAttribute(\(name), max dynamic shared memory \(device.maxSharedMemoryPerBlock))")
+            }
+        }
+        // Attention keeps a K and a V tile of fp32 in dynamic shared memory.
+        for (name, function) in functions where name.hasPrefix("attention_d") {
+            try device.libraries.check(
+                device.libraries.driver.cuFuncSetAttribute!(
+                    function, Int32(CCUDA_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES), Int32(Self.attentionSharedBytes(headWidth: 80))),
+                "cuFuncSetAttribute(\(name), max dynamic shared memory)")
+        }
+    }
+
+    deinit {
+        _ = device.libraries.driver.cuModuleUnload!(module)
+        if let attentionModule { _ = device.libraries.driver.cuModuleUnload!(attentionModule) }
+    }
+
+    /// Shared memory the tensor-core attention needs for `tokens` keys: K and V row-major, 16-bit, rows padded to
+    /// headWidth + 8 and the sequence to a multiple of 16.
+    static func tensorCoreAttentionSharedBytes(tokens: Int, headWidth: Int) -> Int {
+        let padded = (tokens + 15) / 16 * 16
+        return 2 * padded * (headWidth + 8) * 2
+    }
+
+    /// Whether `hasFunction(name)` can launch.
+    func has(_ name: String) -> Bool { functions[name] != nil }
+
+    /// Kernel-name suffix of a storage type.
+    static func suffix(_ dtype: DType) -> String {
+        switch dtype {
+        case .f32: "f32"
+        case .f16: "f16"
+        case .bf16: "bf16"
+        }
+    }
+
+    /// Keys per shared-memory tile in the attention kernel (KEY_TILE in the source).
+    static let attentionKeyTile = 32
+
+    /// Head widths the attention kernel is instantiated for.
+    static let supportedHeadWidths = [16, 32, 64, 80]
+
+    static func attentionSharedBytes(headWidth: Int) -> Int { 2 * attentionKeyTile * headWidth * 4 }
+
+    private func lookUp(_ name: String, in module: CUmodule? = nil) throws {
+        var function: CUfunction?
+        try device.libraries.check(
+            device.libraries.driver.cuModuleGetFunction!(&function, module ?? self.module, name), "cuModuleGetFunction(\(name))")
+        functions[name] = function
+    }
+
+    /// Enqueues kernel `name` on `stream`.
+    func launch(
+        _ name: String, grid: (Int, Int, Int), block: Int, sharedBytes: Int = 0, stream: CUstream?,
+        _ arguments: [KernelArgument]
+    ) throws {
+        guard let function = functions[name] else { throw EngineError.device("cuda: kernel \(name) not in vit_kernels") }
+        let storage = UnsafeMutableRawPointer.allocate(byteCount: max(arguments.count, 1) * 8, alignment: 8)
+        defer { storage.deallocate() }
+        var pointers: [UnsafeMutableRawPointer?] = []
+        for (i, argument) in arguments.enumerated() {
+            let slot = storage + i * 8
+            switch argument {
+            case let .pointer(value): slot.storeBytes(of: value, as: UInt64.self)
+            case let .int32(value): slot.storeBytes(of: value, as: Int32.self)
+            case let .int64(value): slot.storeBytes(of: value, as: Int64.self)
+            case let .float(value): slot.storeBytes(of: value, as: Float.self)
+            }
+            pointers.append(slot)
+        }
+        let result = pointers.withUnsafeMutableBufferPointer { params in
+            device.libraries.driver.cuLaunchKernel!(
+                function, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2), UInt32(block), 1, 1, UInt32(sharedBytes),
+                stream, params.baseAddress, nil)
+        }
+        try device.libraries.check(result, "cuLaunchKernel(\(name))", "grid \(grid) block \(block) shared \(sharedBytes)")
+    }
+}

@@ -1,0 +1,129 @@
+import CCUDA
+import InferenceCore
+
+/// `Y[m, n] = X[m, k] · Wᵀ (+ bias[n]) (+ Y)` for row-major X and a Linear weight W [n, k], on cuBLASLt.
+///
+/// In cuBLASLt's column-major terms that is Dᵀ = op_T(W) · Xᵀ: A = W (k × n, transposed), B = X (k × m), D = n × m.
+/// Accumulation and scaling are fp32 (CUBLAS_COMPUTE_32F, never TF32); inputs are the engine's precision and the
+/// output either the same or fp32 (the residual stream). Bias is added by the BIAS epilogue (exact) and the residual
+/// by beta = 1 with C = D (exact).
+struct MatmulShape: Hashable, CustomStringConvertible {
+    /// Rows of X and Y.
+    var m: Int
+    /// Output features (rows of W).
+    var n: Int
+    /// Input features.
+    var k: Int
+    /// Element type of X and W.
+    var input: DType
+    /// Element type of Y (and of the bias, which cuBLASLt reads in the output type).
+    var output: DType
+    /// Whether a bias is added by the epilogue.
+    var bias: Bool
+
+    var description: String {
+        "m=\(m) n=\(n) k=\(k) \(input.rawValue)->\(output.rawValue)\(bias ? " +bias" : "")"
+    }
+}
+
+/// One chosen cuBLASLt configuration for a shape: descriptors and the heuristic's first algorithm.
+final class MatmulPlan {
+    let shape: MatmulShape
+    let libraries: CUDALibraries
+    let desc: cublasLtMatmulDesc_t
+    let a, b, d: cublasLtMatrixLayout_t
+    var algorithm: cublasLtMatmulAlgo_t
+    let workspaceBytes: Int
+
+    static func cudaType(_ dtype: DType) -> Int32 {
+        switch dtype {
+        case .f32: Int32(CCUDA_R_32F)
+        case .f16: Int32(CCUDA_R_16F)
+        case .bf16: Int32(CCUDA_R_16BF)
+        }
+    }
+
+    init(shape: MatmulShape, handle: cublasLtHandle_t, workspaceLimit: Int, libraries: CUDALibraries,
+         sampleBias: CUdeviceptr) throws {
+        self.shape = shape
+        self.libraries = libraries
+        let lt = libraries.cublasLt
+        var desc: cublasLtMatmulDesc_t?
+        try libraries.checkBLAS(
+            lt.cublasLtMatmulDescCreate!(&desc, Int32(CCUBLAS_COMPUTE_32F), Int32(CCUDA_R_32F)), "cublasLtMatmulDescCreate", "\(shape)")
+        self.desc = desc!
+        func set<T: BitwiseCopyable>(_ attribute: Int32, _ value: T, _ label: String) throws {
+            var value = value
+            try libraries.checkBLAS(
+                lt.cublasLtMatmulDescSetAttribute!(desc, attribute, &value, MemoryLayout<T>.size),
+                "cublasLtMatmulDescSetAttribute(\(label))", "\(shape)")
+        }
+        try set(Int32(CCUBLASLT_MATMUL_DESC_TRANSA), Int32(CCUBLAS_OP_T), "TRANSA")
+        try set(Int32(CCUBLASLT_MATMUL_DESC_TRANSB), Int32(CCUBLAS_OP_N), "TRANSB")
+        try set(
+            Int32(CCUBLASLT_MATMUL_DESC_EPILOGUE),
+            UInt32(shape.bias ? CCUBLASLT_EPILOGUE_BIAS : CCUBLASLT_EPILOGUE_DEFAULT), "EPILOGUE")
+        if shape.bias { try set(Int32(CCUBLASLT_MATMUL_DESC_BIAS_POINTER), sampleBias, "BIAS_POINTER") }
+
+        func layout(_ type: DType, rows: Int, cols: Int, ld: Int, _ label: String) throws -> cublasLtMatrixLayout_t {
+            var layout: cublasLtMatrixLayout_t?
+            try libraries.checkBLAS(
+                lt.cublasLtMatrixLayoutCreate!(&layout, Self.cudaType(type), UInt64(rows), UInt64(cols), Int64(ld)),
+                "cublasLtMatrixLayoutCreate(\(label))", "\(shape)")
+            return layout!
+        }
+        a = try layout(shape.input, rows: shape.k, cols: shape.n, ld: shape.k, "W")
+        b = try layout(shape.input, rows: shape.k, cols: shape.m, ld: shape.k, "X")
+        d = try layout(shape.output, rows: shape.n, cols: shape.m, ld: shape.n, "Y")
+
+        var preference: cublasLtMatmulPreference_t?
+        try libraries.checkBLAS(lt.cublasLtMatmulPreferenceCreate!(&preference), "cublasLtMatmulPreferenceCreate", "\(shape)")
+        defer { _ = lt.cublasLtMatmulPreferenceDestroy!(preference) }
+        var limit = UInt64(workspaceLimit)
+        try libraries.checkBLAS(
+            lt.cublasLtMatmulPreferenceSetAttribute!(
+                preference, Int32(CCUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES), &limit, MemoryLayout<UInt64>.size),
+            "cublasLtMatmulPreferenceSetAttribute(MAX_WORKSPACE_BYTES)", "\(shape)")
+        var result = cublasLtMatmulHeuristicResult_t()
+        var returned: Int32 = 0
+        try libraries.checkBLAS(
+            lt.cublasLtMatmulAlgoGetHeuristic!(handle, desc, a, b, d, d, preference, 1, &result, &returned),
+            "cublasLtMatmulAlgoGetHeuristic", "\(shape)")
+        guard returned > 0 else {
+            throw EngineError.device("cublasLt: no algorithm for \(shape) within \(workspaceLimit) bytes of workspace")
+        }
+        algorithm = result.algo
+        workspaceBytes = result.workspaceSize
+    }
+
+    deinit {
+        let lt = libraries.cublasLt
+        _ = lt.cublasLtMatrixLayoutDestroy!(a)
+        _ = lt.cublasLtMatrixLayoutDestroy!(b)
+        _ = lt.cublasLtMatrixLayoutDestroy!(d)
+        _ = lt.cublasLtMatmulDescDestroy!(desc)
+    }
+
+    /// Enqueues the product on `stream`; `accumulate` adds into the existing Y (beta = 1).
+    func run(
+        handle: cublasLtHandle_t, weight: CUdeviceptr, input: CUdeviceptr, output: CUdeviceptr, bias: CUdeviceptr?,
+        accumulate: Bool, workspace: CUdeviceptr, workspaceLimit: Int, stream: CUstream?, label: String
+    ) throws {
+        let lt = libraries.cublasLt
+        if shape.bias {
+            var pointer = bias ?? 0
+            try libraries.checkBLAS(
+                lt.cublasLtMatmulDescSetAttribute!(desc, Int32(CCUBLASLT_MATMUL_DESC_BIAS_POINTER), &pointer, 8),
+                "cublasLtMatmulDescSetAttribute(BIAS_POINTER)", "\(label) \(shape)")
+        }
+        var alpha: Float = 1, beta: Float = accumulate ? 1 : 0
+        let status = withUnsafePointer(to: &algorithm) { algo in
+            lt.cublasLtMatmul!(
+                handle, desc, &alpha, UnsafeRawPointer(bitPattern: UInt(weight)), a,
+                UnsafeRawPointer(bitPattern: UInt(input)), b, &beta, UnsafeRawPointer(bitPattern: UInt(output)), d,
+                UnsafeMutableRawPointer(bitPattern: UInt(output)), d, algo,
+                UnsafeMutableRawPointer(bitPattern: UInt(workspace)), workspaceLimit, stream)
+        }
+        try libraries.checkBLAS(status, "cublasLtMatmul(\(label))", "\(shape)")
+    }
+}

@@ -1,0 +1,98 @@
+import CPUBackend
+import Foundation
+import InferenceCore
+import Testing
+
+@testable import CUDABackend
+
+/// A small random ViT (two blocks, 17 tokens) shared by the GPU tests.
+private enum TinyModel {
+    static let spec = VisionTowerSpec(
+        imageSize: 32, patchSize: 8, width: 128, layers: 2, headWidth: 64, mlpWidth: 512, embedDim: 64)
+
+    static func weights(seed: UInt64 = 7) -> VisionWeights {
+        var state = seed
+        func random(_ shape: [Int], std: Float = 0.05, center: Float = 0) -> TensorData {
+            TensorData(shape: shape, values: (0..<shape.reduce(1, *)).map { _ in
+                state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                return center + (Float(Double(state >> 11) / Double(1 << 53)) * 2 - 1) * std
+            })
+        }
+        let w = spec.width, m = spec.mlpWidth
+        return VisionWeights(
+            patchEmbedding: random([w, spec.patchDim]), classEmbedding: random([w]),
+            positionalEmbedding: random([spec.tokens, w]), lnPreWeight: random([w], std: 0.1, center: 1),
+            lnPreBias: random([w]),
+            blocks: (0..<spec.layers).map { _ in
+                VisionBlockWeights(
+                    ln1Weight: random([w], std: 0.1, center: 1), ln1Bias: random([w]), qkvWeight: random([3 * w, w]),
+                    qkvBias: random([3 * w]), outWeight: random([w, w]), outBias: random([w]),
+                    ln2Weight: random([w], std: 0.1, center: 1), ln2Bias: random([w]), fc1Weight: random([m, w]),
+                    fc1Bias: random([m]), fc2Weight: random([w, m]), fc2Bias: random([w]))
+            },
+            lnPostWeight: random([w], std: 0.1, center: 1), lnPostBias: random([w]),
+            projection: random([w, spec.embedDim], std: 0.1))
+    }
+
+    static func pixels(count: Int) -> [Float] {
+        (0..<(count * spec.pixelsPerImage)).map { Float(($0 * 7919) % 1000) / 250 - 2 }
+    }
+}
+
+private func cosine(_ a: ArraySlice<Float>, _ b: ArraySlice<Float>) -> Float {
+    var dot: Float = 0, na: Float = 0, nb: Float = 0
+    for (x, y) in zip(a, b) { dot += x * y; na += x * x; nb += y * y }
+    return dot / (na.squareRoot() * nb.squareRoot())
+}
+
+@Suite("CUDA backend")
+struct CUDABackendTests {
+    @Test("embedded kernel sources equal Kernels/*.cu (run scripts/device/embed_kernels.sh)",
+          arguments: [("vit_kernels", KernelSources.vitKernels), ("attention_mma", KernelSources.attentionMma)])
+    func embeddedSourcesMatchResource(name: String, embedded: String) throws {
+        let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Sources/CUDABackend/Kernels/\(name).cu")
+        let text = try String(contentsOf: file, encoding: .utf8)
+        #expect(text.trimmingCharacters(in: .newlines) == embedded.trimmingCharacters(in: .newlines))
+    }
+
+    @Test("without CUDA, loading fails with an error naming the library", .enabled(if: !CUDAEngine.isAvailable))
+    func missingLibraryIsNamed() {
+        do {
+            _ = try CUDALibraries.shared()
+            Issue.record("expected CUDA libraries to be missing")
+        } catch {
+            #expect("\(error)".contains("libcuda.so.1") || "\(error)".contains("libcublasLt") || "\(error)".contains("libnvrtc"))
+        }
+    }
+
+    @Test("matches the CPU fp32 engine", .enabled(if: CUDAEngine.isAvailable),
+          arguments: [(Precision.fp32, Float(0.99999)), (.fp16, 0.9995), (.bf16, 0.999)])
+    func matchesCPU(precision: Precision, minimumCosine: Float) throws {
+        let weights = TinyModel.weights(), spec = TinyModel.spec, count = 5
+        let cpu = try CPUEngine(spec: spec, weights: weights, threads: 1).makeContext(.init(maxBatchSize: count))
+        let gpu = try CUDAEngine(spec: spec, weights: weights, precision: precision).makeContext(.init(maxBatchSize: 8))
+        let pixels = TinyModel.pixels(count: count)
+        let expected = try cpu.embed(pixels, count: count, normalize: true, embedDim: spec.embedDim)
+        let got = try gpu.embed(pixels, count: count, normalize: true, embedDim: spec.embedDim)
+        for i in 0..<count {
+            let range = (i * spec.embedDim)..<((i + 1) * spec.embedDim)
+            let c = cosine(expected[range], got[range])
+            #expect(c >= minimumCosine, "image \(i): cosine \(c) at \(precision)")
+        }
+        // Batching invariance: image 3 alone gives the same embedding as inside the batch of 5.
+        let single = try gpu.embed(
+            Array(pixels[(3 * spec.pixelsPerImage)..<(4 * spec.pixelsPerImage)]), count: 1, normalize: true,
+            embedDim: spec.embedDim)
+        let inBatch = got[(3 * spec.embedDim)..<(4 * spec.embedDim)]
+        #expect(cosine(single[...], inBatch) >= minimumCosine)
+    }
+
+    @Test("batch larger than the context is rejected", .enabled(if: CUDAEngine.isAvailable))
+    func batchTooLarge() throws {
+        let gpu = try CUDAEngine(spec: TinyModel.spec, weights: TinyModel.weights()).makeContext(.init(maxBatchSize: 2))
+        #expect(throws: EngineError.batchTooLarge(requested: 3, maximum: 2)) {
+            _ = try gpu.embed(TinyModel.pixels(count: 3), count: 3, normalize: false, embedDim: TinyModel.spec.embedDim)
+        }
+    }
+}
