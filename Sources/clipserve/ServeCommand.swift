@@ -1,4 +1,5 @@
 import ArgumentParser
+import CUDABackend
 import CLIPModel
 import ClipServeHTTP
 import Foundation
@@ -95,7 +96,7 @@ struct ServeCommand: AsyncParsableCommand {
         let runtime = EmbeddingRuntime(
             engine: engine, preprocessor: ImagePreprocessor(config: loaded.preprocess),
             configuration: runtimeConfiguration, metrics: metrics.runtime,
-            telemetry: engine as? any DeviceTelemetry, logger: logger)
+            telemetry: NVMLTelemetry.forEngine(engine), logger: logger)
         logger.info(
             "serving \(http.modelName) (\(loaded.summary)) on \(engine.deviceDescription), \(instances) instance(s)")
         let host = self.host
@@ -106,5 +107,25 @@ struct ServeCommand: AsyncParsableCommand {
             })
         try await app.runService()
         logger.info("clipserve stopped")
+    }
+}
+
+/// NVML's per-GPU readings as the runtime's device telemetry, sampled on every `/metrics` scrape.
+struct NVMLTelemetry: DeviceTelemetry {
+    let monitor: GPUMonitor
+
+    /// Telemetry for a CUDA engine; nil for the CPU or when NVML cannot be loaded (the gauges are then absent).
+    static func forEngine(_ engine: any EmbeddingEngine) -> NVMLTelemetry? {
+        guard EngineFactory.backendName(of: engine) == "cuda", let monitor = try? GPUMonitor() else { return nil }
+        return NVMLTelemetry(monitor: monitor)
+    }
+
+    func samples() -> [DeviceSample] {
+        monitor.sample().map { gpu in
+            DeviceSample(
+                device: "cuda:\(gpu.index)", utilization: Double(gpu.utilizationPercent) / 100,
+                memoryUsedBytes: Double(gpu.memoryUsedBytes), memoryTotalBytes: Double(gpu.memoryTotalBytes),
+                powerWatts: gpu.powerWatts)
+        }
     }
 }
