@@ -37,7 +37,7 @@ let package = Package(
         .target(
             name: "CUDABackend",
             dependencies: ["InferenceCore", "CCUDA"],
-            resources: [.copy("Kernels")],
+            exclude: ["Kernels"],  // embedded as KernelSources.swift (scripts/device/embed_kernels.sh)
             swiftSettings: strict
         ),
         .target(name: "CLIPModel", dependencies: ["InferenceCore", "SafeTensors"], swiftSettings: strict),

@@ -90,26 +90,19 @@ public enum SyntheticWeights {
     }
 
     private static func fill(_ out: UnsafeMutablePointer<Float>, count: Int, distribution: Distribution, seed: UInt64) {
-        var state = seed
-        @inline(__always) func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z &>> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z &>> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z &>> 31)
-        }
+        var generator = SplitMix64(seed: seed)
         switch distribution {
         case let .normal(std):
             // Four 16-bit uniforms from one draw: their sum has mean 2 and variance ≈ 1/3.
             let scale = std * Float(3).squareRoot() / 65_536
             for i in 0..<count {
-                let r = next()
+                let r = generator.next()
                 let sum = (r & 0xFFFF) + ((r &>> 16) & 0xFFFF) + ((r &>> 32) & 0xFFFF) + (r &>> 48)
                 out[i] = (Float(sum) - 131_070) * scale
             }
         case let .uniform(center, spread):
             for i in 0..<count {
-                let u = Float(next() &>> 40) * (1.0 / 16_777_216.0)
+                let u = Float(generator.next() &>> 40) * (1.0 / 16_777_216.0)
                 out[i] = center + (2 * u - 1) * spread
             }
         }

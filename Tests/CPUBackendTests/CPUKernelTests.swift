@@ -44,7 +44,7 @@ struct CPUKernelTests {
 
     @Test(arguments: [1, 7, 8, 100, 768])
     func layerNormMatchesReference(width: Int) {
-        var random = TestRandom(seed: UInt64(width))
+        var random = SplitMix64(seed: UInt64(width))
         let rows = 5, stride = width + 3
         let input = (0..<rows * stride).map { _ in 3 * random.symmetric() + 0.5 }
         let weight = (0..<width).map { _ in 1 + 0.2 * random.symmetric() }
@@ -65,7 +65,7 @@ struct CPUKernelTests {
     }
 
     @Test func layerNormInPlace() {
-        var random = TestRandom(seed: 3)
+        var random = SplitMix64(seed: 3)
         let width = 37
         let input = (0..<2 * width).map { _ in random.symmetric() }
         let ones = [Float](repeating: 1, count: width), zeros = [Float](repeating: 0, count: width)
@@ -82,7 +82,7 @@ struct CPUKernelTests {
 
     @Test(arguments: [1, 5, 50, 257])
     func softmaxMatchesReference(length: Int) {
-        var random = TestRandom(seed: UInt64(length))
+        var random = SplitMix64(seed: UInt64(length))
         let rows = 3
         // Row 0 ordinary logits, row 1 large ones (stability), row 2 a constant.
         var data = (0..<length).map { _ in 4 * random.symmetric() }
@@ -130,7 +130,7 @@ struct CPUKernelTests {
         GEMMCase(m: 9, n: 512, k: 64, threads: 4, transposeB: false, beta: 0, activation: nil),
     ])
     func parallelGEMMMatchesReference(_ c: GEMMCase) {
-        var random = TestRandom(seed: UInt64(c.m * 31 + c.n))
+        var random = SplitMix64(seed: UInt64(c.m * 31 + c.n))
         let lda = c.k + 2, ldc = c.n + 5
         let a = (0..<c.m * lda).map { _ in random.symmetric() }
         let b = (0..<c.n * c.k).map { _ in random.symmetric() }

@@ -12,7 +12,7 @@ enum TestModels {
 
     /// Weights with roughly the scales of a trained CLIP tower (so activations stay O(1)).
     static func weights(for spec: VisionTowerSpec, seed: UInt64 = 1) -> VisionWeights {
-        var random = TestRandom(seed: seed)
+        var random = SplitMix64(seed: seed)
         let w = spec.width, m = spec.mlpWidth
         func tensor(_ shape: [Int], scale: Float, offset: Float = 0) -> TensorData {
             TensorData(shape: shape, values: (0..<shape.reduce(1, *)).map { _ in offset + scale * random.symmetric() })
@@ -37,26 +37,9 @@ enum TestModels {
 
     /// `count` images of normalised-looking pixels in [−2, 2].
     static func pixels(for spec: VisionTowerSpec, count: Int, seed: UInt64 = 7) -> [Float] {
-        var random = TestRandom(seed: seed)
+        var random = SplitMix64(seed: seed)
         return (0..<count * spec.pixelsPerImage).map { _ in 2 * random.symmetric() }
     }
-}
-
-/// SplitMix64, for reproducible test data.
-struct TestRandom {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [−1, 1).
-    mutating func symmetric() -> Float { Float(Double(next() >> 11) * 0x1p-52 - 1) }
 }
 
 /// Largest |expected − got| and where, plus the first few pairs, for failure messages.

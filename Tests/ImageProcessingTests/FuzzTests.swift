@@ -8,18 +8,6 @@ import Testing
 /// `ImageError`; nothing may crash. Deterministic (seeded), so a failure reproduces.
 @Suite("Fuzzed images")
 struct FuzzTests {
-    /// SplitMix64, so the mutations are the same on every run.
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static var files: [String] {
         let dir = Fixtures.root.appendingPathComponent("images")
         return ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).sorted()
@@ -30,7 +18,7 @@ struct FuzzTests {
         let original = try [UInt8](Data(contentsOf: Fixtures.root.appendingPathComponent("images/\(name)")))
         // A small pixel limit keeps flipped size fields from making the test slow.
         let preprocessor = ImagePreprocessor(config: PreprocessConfig(size: 32), maxPixels: 4_000_000)
-        var rng = Generator(state: name.utf8.reduce(UInt64(original.count)) { $0 &* 31 &+ UInt64($1) })
+        var rng = SplitMix64(seed: name.utf8.reduce(UInt64(original.count)) { $0 &* 31 &+ UInt64($1) })
         var accepted = 0, refused = 0
         for round in 0..<120 {
             var bytes = original
