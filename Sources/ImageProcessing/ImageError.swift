@@ -26,7 +26,7 @@ public enum ImageError: Error, Sendable, Hashable, CustomStringConvertible {
         case .empty:
             return "image is empty (0 bytes)"
         case .unknownFormat(let prefix):
-            let hex = prefix.prefix(8).map { String($0, radix: 16, uppercase: true) }.joined(separator: " ")
+            let hex = prefix.prefix(8).map { ($0 < 16 ? "0" : "") + String($0, radix: 16, uppercase: true) }.joined(separator: " ")
             return "unknown image format (first bytes: \(hex)); expected JPEG, PNG or WebP"
         case .truncated(let format, let detail):
             return "truncated \(format) image: \(detail)"
