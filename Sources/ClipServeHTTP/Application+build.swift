@@ -45,7 +45,7 @@ public func buildApplication<C: Clock>(
     registry: PrometheusCollectorRegistry, logger: Logger = Logger(label: "clipserve.http"),
     onServerRunning: @escaping @Sendable (_ port: Int?) async -> Void = { _ in }
 ) -> some ApplicationProtocol where C.Duration == Duration {
-    let router = Router(context: BasicRequestContext.self)
+    let router = Router(context: ServeRequestContext.self)
     router.middlewares.add(ServingMiddleware(metrics: runtime.metrics, logger: logger))
     if let key = configuration.apiKey, !key.isEmpty {
         router.middlewares.add(BearerAuthMiddleware(apiKey: key))
@@ -71,6 +71,7 @@ public func buildApplication<C: Clock>(
     }
     return Application(
         router: router,
+        server: .http1(additionalChannelHandlers: [ConnectionWatcher()]),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "clipserve"),
         services: [runtime],
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port) },

@@ -6,11 +6,11 @@ import InferenceRuntime
 /// `POST /embed`: the body is one image (Content-Type image/* or application/octet-stream) or a multipart form of
 /// image files; answers `{"model", "dimensions", "embeddings": [[...], ...]}` in file order.
 extension EmbeddingHandlers {
-    func addEmbedRoutes(to router: Router<BasicRequestContext>) {
-        router.post("/embed") { request, _ in try await embed(request) }
+    func addEmbedRoutes(to router: Router<ServeRequestContext>) {
+        router.post("/embed") { request, context in try await embed(request, context: context) }
     }
 
-    func embed(_ request: Request) async throws -> Response {
+    func embed(_ request: Request, context: ServeRequestContext) async throws -> Response {
         try requireReady()
         let contentType = request.headers[.contentType] ?? ""
         let mediaType = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
@@ -37,7 +37,10 @@ extension EmbeddingHandlers {
         guard images.count <= limit else {
             throw APIError.badRequest("request has \(images.count) images; at most \(limit) are allowed")
         }
-        let result = try await runtime.embed(images: images, options: Self.headerOptions(request.headers))
+        let options = try Self.headerOptions(request.headers)
+        let result = try await context.cancellingOnDisconnect { [runtime] in
+            try await runtime.embed(images: images, options: options)
+        }
         try Self.checkFinite(result)
         var json = "{\"model\":" + FloatCoding.jsonString(configuration.modelName)
         json += ",\"dimensions\":\(result.dimension),\"embeddings\":["

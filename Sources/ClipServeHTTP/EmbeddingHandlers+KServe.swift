@@ -11,7 +11,7 @@ extension EmbeddingHandlers {
     static var pixelInput: String { "pixel_values" }
     static var embedOutput: String { "image_embeds" }
 
-    func addKServeRoutes(to router: Router<BasicRequestContext>) {
+    func addKServeRoutes(to router: Router<ServeRequestContext>) {
         router.get("/v2") { _, _ in
             try jsonResponse([
                 "name": "clipserve", "version": "1.0.0",
@@ -37,12 +37,12 @@ extension EmbeddingHandlers {
             }
             router.post(RouterPath(base + "/infer")) { request, context in
                 try checkModel(context)
-                return try await infer(request)
+                return try await infer(request, context: context)
             }
         }
     }
 
-    func checkModel(_ context: BasicRequestContext) throws {
+    func checkModel(_ context: ServeRequestContext) throws {
         let name = context.parameters.get("name") ?? ""
         guard name == configuration.modelName else {
             throw APIError(.notFound, "Request for unknown model: '\(name)' is not found")
@@ -64,7 +64,7 @@ extension EmbeddingHandlers {
         ]
     }
 
-    func infer(_ request: Request) async throws -> Response {
+    func infer(_ request: Request, context: ServeRequestContext) async throws -> Response {
         try requireReady()
         if let encoding = request.headers[.contentEncoding], encoding != "identity" {
             throw APIError.badRequest("Content-Encoding \(encoding) is not supported")
@@ -80,7 +80,7 @@ extension EmbeddingHandlers {
             headerLength = value
         }
         if headerLength == 0 {
-            return try await rawBinaryInfer(Array(bytes), options: Self.headerOptions(request.headers))
+            return try await rawBinaryInfer(Array(bytes), options: Self.headerOptions(request.headers), context: context)
         }
         let jsonEnd = bytes.startIndex + (headerLength ?? bytes.count)
         let header = Data(bytes[bytes.startIndex..<jsonEnd])
@@ -145,7 +145,7 @@ extension EmbeddingHandlers {
                 images = try Self.jsonBytesTensor(input["data"], count: count, name: name)
             }
             try checkImageCount(images.count)
-            result = try await runtime.embed(images: images, options: options)
+            result = try await context.cancellingOnDisconnect { [runtime] in try await runtime.embed(images: images, options: options) }
         case Self.pixelInput:
             guard datatype == "FP32" else {
                 throw APIError.badRequest("input '\(name)' must have datatype FP32, not \(datatype)")
@@ -176,7 +176,9 @@ extension EmbeddingHandlers {
             guard pixels.allSatisfy(\.isFinite) else {
                 throw APIError.badRequest("input '\(name)' contains NaN or infinite values")
             }
-            result = try await runtime.embed(pixels: pixels, count: count, options: options)
+            result = try await context.cancellingOnDisconnect { [runtime, pixels] in
+                try await runtime.embed(pixels: pixels, count: count, options: options)
+            }
         default:
             throw APIError.badRequest(
                 "unexpected inference input '\(name)'; expected '\(Self.imageInput)' or '\(Self.pixelInput)'")
@@ -186,14 +188,16 @@ extension EmbeddingHandlers {
     }
 
     /// Raw binary request (`Inference-Header-Content-Length: 0`): the body is one encoded image.
-    private func rawBinaryInfer(_ body: [UInt8], options: RequestOptions) async throws -> Response {
+    private func rawBinaryInfer(_ body: [UInt8], options: RequestOptions, context: ServeRequestContext) async throws -> Response {
         var image = body
         if body.count >= 4 {
             let length = Int(UInt32(body[0]) | UInt32(body[1]) << 8 | UInt32(body[2]) << 16 | UInt32(body[3]) << 24)
             if length == body.count - 4 { image = Array(body[4...]) }
         }
         guard !image.isEmpty else { throw APIError.badRequest("empty raw binary request") }
-        let result = try await runtime.embed(images: [image], options: options)
+        let result = try await context.cancellingOnDisconnect { [runtime, image] in
+            try await runtime.embed(images: [image], options: options)
+        }
         try Self.checkFinite(result)
         return try inferResponse(result, id: nil, binary: true)
     }

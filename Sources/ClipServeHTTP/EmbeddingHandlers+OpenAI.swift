@@ -38,9 +38,9 @@ struct OpenAIEmbeddingRequest: Decodable {
 }
 
 extension EmbeddingHandlers {
-    func addOpenAIRoutes(to router: Router<BasicRequestContext>) {
+    func addOpenAIRoutes(to router: Router<ServeRequestContext>) {
         for path in ["/v1/embeddings", "/embeddings"] {
-            router.post(RouterPath(path)) { request, _ in try await openAIEmbeddings(request) }
+            router.post(RouterPath(path)) { request, context in try await openAIEmbeddings(request, context: context) }
         }
         for path in ["/v1/models", "/models"] {
             router.get(RouterPath(path)) { _, _ in
@@ -52,7 +52,7 @@ extension EmbeddingHandlers {
         }
     }
 
-    func openAIEmbeddings(_ request: Request) async throws -> Response {
+    func openAIEmbeddings(_ request: Request, context: ServeRequestContext) async throws -> Response {
         try requireReady()
         let body = try await collectBody(request)
         let parsed: OpenAIEmbeddingRequest
@@ -90,7 +90,10 @@ extension EmbeddingHandlers {
         let images = try items.enumerated().map { index, item in
             try ImageString.decode(item, index: index)
         }
-        let result = try await runtime.embed(images: images, options: Self.headerOptions(request.headers))
+        let options = try Self.headerOptions(request.headers)
+        let result = try await context.cancellingOnDisconnect { [runtime] in
+            try await runtime.embed(images: images, options: options)
+        }
 
         var json = "{\"object\":\"list\",\"data\":["
         json.reserveCapacity(result.count * (base64Output ? dimension * 6 : dimension * 12) + 256)
