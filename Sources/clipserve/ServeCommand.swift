@@ -103,7 +103,13 @@ struct ServeCommand: AsyncParsableCommand {
         let app = buildApplication(
             runtime: runtime, configuration: http, registry: metrics.registry, logger: logger,
             onServerRunning: { port in
-                FileHandle.standardOutput.write(Data("clipserve listening on http://\(host):\(port ?? 0)\n".utf8))
+                let local = host == "0.0.0.0" || host == "::" ? "localhost" : host
+                let base = "http://\(local):\(port ?? 0)"
+                FileHandle.standardOutput.write(Data("""
+                    clipserve listening on http://\(host):\(port ?? 0)
+                    try: curl -s -H 'Content-Type: image/jpeg' --data-binary @examples/rgb_baseline.jpg \(base)/embed
+
+                    """.utf8))
             })
         try await app.runService()
         logger.info("clipserve stopped")
