@@ -80,7 +80,8 @@ extension EmbeddingHandlers {
             headerLength = value
         }
         if headerLength == 0 {
-            return try await rawBinaryInfer(Array(bytes), options: Self.headerOptions(request.headers), context: context)
+            return try await rawBinaryInfer(
+                Array(bytes), options: Self.headerOptions(request.headers), context: context)
         }
         let jsonEnd = bytes.startIndex + (headerLength ?? bytes.count)
         let header = Data(bytes[bytes.startIndex..<jsonEnd])
@@ -145,7 +146,9 @@ extension EmbeddingHandlers {
                 images = try Self.jsonBytesTensor(input["data"], count: count, name: name)
             }
             try checkImageCount(images.count)
-            result = try await context.cancellingOnDisconnect { [runtime] in try await runtime.embed(images: images, options: options) }
+            result = try await context.cancellingOnDisconnect { [runtime] in
+                try await runtime.embed(images: images, options: options)
+            }
         case Self.pixelInput:
             guard datatype == "FP32" else {
                 throw APIError.badRequest("input '\(name)' must have datatype FP32, not \(datatype)")
