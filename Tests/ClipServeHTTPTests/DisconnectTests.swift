@@ -51,17 +51,7 @@ struct DisconnectTests {
     @Test func aClientThatDisconnectsHasItsQueuedWorkDropped() async throws {
         let tiny = try TinyModel.shared.get()
         let engine = GatedEngine(tiny.engine)
-        var configuration = RuntimeConfiguration()
-        configuration.maxBatchSize = 1
-        configuration.maxQueueDelay = .zero
-        let metrics = ServerMetrics()
-        let runtime = EmbeddingRuntime(
-            engine: engine, preprocessor: tiny.preprocessor, configuration: configuration, metrics: metrics.runtime)
-        var http = HTTPConfiguration()
-        http.host = "127.0.0.1"
-        http.port = 0
-        http.modelName = "oc-tiny"
-        let app = buildApplication(runtime: runtime, configuration: http, registry: metrics.registry)
+        let (runtime, app) = gatedServer(engine, tiny)
         let body = "{\"input\":\"\(dataURI(tiny.bytes("tiny.png"), mime: "image/png"))\"}"
         try await app.test(.live) { client in
             engine.set(open: true)

@@ -61,21 +61,31 @@ final class GatedContext: ExecutionContext {
     }
 }
 
+/// The real app on a runtime over `engine` with one worker, batches of one image and no queue delay.
+func gatedServer(
+    _ engine: GatedEngine, _ tiny: TinyModel,
+    configure: (inout RuntimeConfiguration, inout HTTPConfiguration) -> Void = { _, _ in }
+) -> (EmbeddingRuntime<ContinuousClock>, some ApplicationProtocol) {
+    var configuration = RuntimeConfiguration()
+    configuration.maxBatchSize = 1
+    configuration.maxQueueDelay = .zero
+    var http = HTTPConfiguration()
+    http.host = "127.0.0.1"
+    http.port = 0
+    http.modelName = "oc-tiny"
+    configure(&configuration, &http)
+    let metrics = ServerMetrics()
+    let runtime = EmbeddingRuntime(
+        engine: engine, preprocessor: tiny.preprocessor, configuration: configuration, metrics: metrics.runtime)
+    return (runtime, buildApplication(runtime: runtime, configuration: http, registry: metrics.registry))
+}
+
 @Suite("Overload and readiness")
 struct OverloadTests {
     @Test func notReadyQueueFullAndTimeoutAnswerAtOnce() async throws {
         let tiny = try TinyModel.shared.get()
         let engine = GatedEngine(tiny.engine)
-        var configuration = RuntimeConfiguration()
-        configuration.maxBatchSize = 1
-        configuration.maxQueueSize = 1
-        configuration.maxQueueDelay = .zero
-        let metrics = ServerMetrics()
-        let runtime = EmbeddingRuntime(
-            engine: engine, preprocessor: tiny.preprocessor, configuration: configuration, metrics: metrics.runtime)
-        var http = HTTPConfiguration()
-        http.modelName = "oc-tiny"
-        let app = buildApplication(runtime: runtime, configuration: http, registry: metrics.registry)
+        let (runtime, app) = gatedServer(engine, tiny) { runtime, _ in runtime.maxQueueSize = 1 }
         let image = dataURI(tiny.bytes("tiny.png"), mime: "image/png")
         let body = "{\"input\":\"\(image)\"}"
         try await app.test(.router) { client in
