@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import InferenceRuntime
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -54,13 +55,13 @@ struct DisconnectTests {
         let (runtime, app) = gatedServer(engine, tiny)
         let body = "{\"input\":\"\(dataURI(tiny.bytes("tiny.png"), mime: "image/png"))\"}"
         try await app.test(.live) { client in
-            engine.set(open: true)
+            engine.gate.open()
             #expect(await runtime.startupFinished() == .ready)
-            engine.set(open: false)
+            engine.gate.close()
 
             // One request holds the only worker; a second client queues behind it, then hangs up.
             let running = Task { try await client.postJSON("/v1/embeddings", body) }
-            await eventually { engine.waiting.load(ordering: .relaxed) == 1 }
+            await eventually { engine.gate.waiting.load(ordering: .relaxed) == 1 }
             let port = try #require(client.port)
             let leaver = try RawConnection(port: port)
             leaver.send(
@@ -71,9 +72,9 @@ struct DisconnectTests {
 
             // Its image leaves the queue while the worker is still blocked: nothing waits for the gate.
             await eventually { runtime.queuedImages == 0 }
-            #expect(engine.waiting.load(ordering: .relaxed) == 1)
+            #expect(engine.gate.waiting.load(ordering: .relaxed) == 1)
 
-            engine.set(open: true)
+            engine.gate.open()
             let answer = try await running.value
             #expect(answer.status == .ok)
             // The server still serves new requests on other connections.

@@ -8,14 +8,14 @@ import InferenceCore
 import InferenceRuntime
 import Prometheus
 import Synchronization
+import TestSupport
 import Testing
 
 /// The CPU engine behind a gate: while closed, every batch (the warm-up included) blocks its worker thread.
 final class GatedEngine: EmbeddingEngine, Sendable {
     let inner: CPUEngine
-    let isOpen = Locked(false)
-    let condition = NSCondition()
-    let waiting = Atomic<Int>(0)
+    /// Starts closed, so the warm-up batch blocks until a test opens it.
+    let gate = Gate(open: false)
 
     init(_ inner: CPUEngine) { self.inner = inner }
 
@@ -23,21 +23,6 @@ final class GatedEngine: EmbeddingEngine, Sendable {
     var deviceDescription: String { "gated " + inner.deviceDescription }
     var precision: Precision { inner.precision }
     var preferredBatchSizes: [Int] { inner.preferredBatchSizes }
-
-    func set(open: Bool) {
-        condition.lock()
-        isOpen.withLock { $0 = open }
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    func pass() {
-        condition.lock()
-        waiting.add(1, ordering: .relaxed)
-        while !isOpen.withLock({ $0 }) { condition.wait() }
-        waiting.subtract(1, ordering: .relaxed)
-        condition.unlock()
-    }
 
     func makeContext(_ configuration: ExecutionContextConfiguration) throws -> any ExecutionContext {
         GatedContext(engine: self, inner: try inner.makeContext(configuration))
@@ -53,7 +38,7 @@ final class GatedContext: ExecutionContext {
     }
     var maxBatchSize: Int { inner.maxBatchSize }
     func embed(pixels: UnsafeBufferPointer<Float>, count: Int, normalize: Bool, into output: UnsafeMutableBufferPointer<Float>) throws {
-        engine.pass()
+        engine.gate.pass()
         try inner.embed(pixels: pixels, count: count, normalize: normalize, into: output)
     }
     func captureLayers(pixels: UnsafeBufferPointer<Float>, count: Int) throws -> [LayerOutput] {
@@ -90,7 +75,7 @@ struct OverloadTests {
         let body = "{\"input\":\"\(image)\"}"
         try await app.test(.router) { client in
             // Warm-up is blocked: not ready, and requests are refused rather than left hanging.
-            await eventually { engine.waiting.load(ordering: .relaxed) == 1 }
+            await eventually { engine.gate.waiting.load(ordering: .relaxed) == 1 }
             #expect(try await client.execute(uri: "/v2/health/ready", method: .get).status == .serviceUnavailable)
             #expect(try await client.execute(uri: "/v2/models/oc-tiny/ready", method: .get).status == .badRequest)
             #expect(try await client.execute(uri: "/v2/health/live", method: .get).status == .ok)
@@ -98,13 +83,13 @@ struct OverloadTests {
             #expect(early.status == .serviceUnavailable)
             #expect(early.headers[HTTPField.Name("Retry-After")!] != nil)
 
-            engine.set(open: true)
+            engine.gate.open()
             #expect(await runtime.startupFinished() == .ready)
-            engine.set(open: false)
+            engine.gate.close()
 
             // One request holds the only worker, one fills the queue, the third is refused.
             let running = Task { try await client.postJSON("/v1/embeddings", body) }
-            await eventually { engine.waiting.load(ordering: .relaxed) == 1 }
+            await eventually { engine.gate.waiting.load(ordering: .relaxed) == 1 }
             let queued = Task { try await client.postJSON("/v1/embeddings", body) }
             await eventually { runtime.queuedImages == 1 }
             let refused = try await client.postJSON("/v1/embeddings", body)
@@ -112,22 +97,22 @@ struct OverloadTests {
             #expect(refused.headers[HTTPField.Name("Retry-After")!] == "1")
             #expect((refused.json["error"] as? [String: Any])?["type"] as? String == "overloaded_error")
 
-            engine.set(open: true)
+            engine.gate.open()
             #expect(try await running.value.status == .ok)
             #expect(try await queued.value.status == .ok)
 
             // A deadline that passes while the batch is stuck is answered without waiting for it.
-            engine.set(open: false)
+            engine.gate.close()
             let stuck = Task { try await client.postJSON("/v1/embeddings", body) }
-            await eventually { engine.waiting.load(ordering: .relaxed) == 1 }
+            await eventually { engine.gate.waiting.load(ordering: .relaxed) == 1 }
             let b64 = Data(tiny.bytes("tiny.png")).base64EncodedString()
             let timedOut = try await client.postJSON(
                 "/v2/models/oc-tiny/infer",
                 "{\"parameters\":{\"timeout\":20000},\"inputs\":[{\"name\":\"image\",\"shape\":[1],\"datatype\":\"BYTES\",\"data\":[\"\(b64)\"]}]}")
             #expect(timedOut.status == .gatewayTimeout)
             #expect(timedOut.json["error"] is String)
-            #expect(engine.waiting.load(ordering: .relaxed) == 1)
-            engine.set(open: true)
+            #expect(engine.gate.waiting.load(ordering: .relaxed) == 1)
+            engine.gate.open()
             #expect(try await stuck.value.status == .ok)
         }
     }

@@ -2,6 +2,7 @@ import Foundation
 import InferenceRuntime
 import InferenceCore
 import Synchronization
+import TestSupport
 
 /// A deterministic engine for runtime tests: each embedding depends on that image's pixels only; batches can be
 /// held at a gate, and the engine can be told to fail.
@@ -57,32 +58,6 @@ final class FakeContext: ExecutionContext {
     }
 
     func captureLayers(pixels: UnsafeBufferPointer<Float>, count: Int) throws -> [LayerOutput] { [] }
-}
-
-/// Blocks the engine's worker threads while closed (a real blocking wait: they are dedicated threads).
-final class Gate: Sendable {
-    private let state = Locked(true)
-    private let condition = NSCondition()
-    /// Threads currently waiting at the gate.
-    let waiting = Atomic<Int>(0)
-
-    func close() { set(false) }
-    func open() { set(true) }
-
-    private func set(_ isOpen: Bool) {
-        condition.lock()
-        state.withLock { $0 = isOpen }
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    func pass() {
-        condition.lock()
-        waiting.add(1, ordering: .relaxed)
-        while !state.withLock({ $0 }) { condition.wait() }
-        waiting.subtract(1, ordering: .relaxed)
-        condition.unlock()
-    }
 }
 
 /// Preprocessing for the fake engine: the image bytes are `[seed]`, anything else is a bad image.
