@@ -96,7 +96,7 @@ public struct BatcherStateMachine<Instant: InstantProtocol>: Sendable where Inst
 
     private enum WorkerState: Equatable {
         case idle
-        case busy(UInt64)
+        case busy(batch: UInt64, images: Int)
     }
 
     /// The limits in force.
@@ -105,6 +105,7 @@ public struct BatcherStateMachine<Instant: InstantProtocol>: Sendable where Inst
     private var requests: [RequestID: Request] = [:]
     private var workers: [WorkerState]
     private let workerPriorities: [ContextPriority]
+    private let workerDevices: [Int]
     private var nextBatchID: UInt64 = 1
     private var armedTimer: Instant?
     private var shuttingDown = false
@@ -115,17 +116,29 @@ public struct BatcherStateMachine<Instant: InstantProtocol>: Sendable where Inst
     public private(set) var queuedImages = 0
 
     /// A batcher feeding one worker per entry of `workers` (each with its context's priority).
-    public init(configuration: Configuration, workers: [ContextPriority]) {
+    ///
+    /// `devices[i]` names the device (GPU) of worker `i` (all on device 0 when empty): a batch goes to an idle worker
+    /// of the device with the fewest images in flight, so several GPUs share the load evenly.
+    public init(configuration: Configuration, workers: [ContextPriority], devices: [Int] = []) {
         self.configuration = configuration
         queues = Array(repeating: [], count: configuration.priorityLevels)
         self.workers = Array(repeating: .idle, count: max(1, workers.count))
         workerPriorities = workers.isEmpty ? [.normal] : workers
+        workerDevices = devices.count == self.workers.count ? devices : Array(repeating: 0, count: self.workers.count)
     }
 
     /// Requests admitted and not yet answered.
     public var activeRequests: Int { requests.count }
     /// Workers running a batch.
     public var busyWorkers: Int { workers.filter { $0 != .idle }.count }
+
+    /// Images in batches running on `device`'s workers.
+    public func imagesInFlight(device: Int) -> Int {
+        workers.indices.reduce(0) { sum, index in
+            guard workerDevices[index] == device, case let .busy(_, images) = workers[index] else { return sum }
+            return sum + images
+        }
+    }
     /// Whether new requests are admitted.
     public var isAccepting: Bool { !shuttingDown && failure == nil }
 
@@ -172,7 +185,8 @@ public struct BatcherStateMachine<Instant: InstantProtocol>: Sendable where Inst
 
     /// Batch `id` finished on its worker; `error` is the engine's message when it failed.
     public mutating func batchFinished(_ batch: Batch, error: String?, now: Instant) -> [Action] {
-        guard batch.worker < workers.count, workers[batch.worker] == .busy(batch.id) else { return [] }
+        guard batch.worker < workers.count, workers[batch.worker] == .busy(batch: batch.id, images: batch.units.count)
+        else { return [] }
         workers[batch.worker] = .idle
         var actions: [Action] = []
         if let error {
@@ -223,12 +237,18 @@ public struct BatcherStateMachine<Instant: InstantProtocol>: Sendable where Inst
         queues.firstIndex { !$0.isEmpty }
     }
 
-    /// The idle worker that should take the next batch: a high-priority context for level-1 work, else a normal one.
+    /// The idle worker that should take the next batch: a high-priority context for level-1 work, else a normal one;
+    /// among those, one on the device with the fewest images in flight (the least loaded GPU), lowest index first.
     private func idleWorker() -> Int? {
         let idle = workers.indices.filter { workers[$0] == .idle }
         guard !idle.isEmpty else { return nil }
         let wanted: ContextPriority = highestQueuedLevel == 0 ? .high : .normal
-        return idle.first { workerPriorities[$0] == wanted } ?? idle.first
+        let matching = idle.filter { workerPriorities[$0] == wanted }
+        let candidates = matching.isEmpty ? idle : matching
+        let devices = Set(candidates.map { workerDevices[$0] })
+        guard devices.count > 1 else { return candidates.first }
+        let load = Dictionary(uniqueKeysWithValues: devices.map { ($0, imagesInFlight(device: $0)) })
+        return candidates.min { (load[workerDevices[$0]]!, $0) < (load[workerDevices[$1]]!, $1) }
     }
 
     /// Images the next batch takes now, or nil to keep waiting.
@@ -257,7 +277,7 @@ public struct BatcherStateMachine<Instant: InstantProtocol>: Sendable where Inst
             queuedImages -= units.count
             let batch = Batch(id: nextBatchID, worker: worker, units: units)
             nextBatchID += 1
-            workers[worker] = .busy(batch.id)
+            workers[worker] = .busy(batch: batch.id, images: units.count)
             actions.append(.startBatch(batch))
         }
         if let wake = nextWake(now: now), armedTimer.map({ wake < $0 }) ?? true {

@@ -54,7 +54,10 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
         configuration: Machine.Configuration, workers: [InferenceWorker], pixelsPerImage: Int, embedDim: Int,
         normalize: Bool, clock: C, metrics: RuntimeMetrics
     ) {
-        state = Locked(State(machine: Machine(configuration: configuration, workers: workers.map(\.priority))))
+        state = Locked(
+            State(
+                machine: Machine(
+                    configuration: configuration, workers: workers.map(\.priority), devices: workers.map(\.device))))
         self.clock = clock
         self.workers = workers
         self.pixelsPerImage = pixelsPerImage

@@ -4,9 +4,9 @@ import ServiceLifecycle
 
 /// Limits and sizes of the runtime.
 public struct RuntimeConfiguration: Sendable, Hashable {
-    /// Execution contexts on the device, each with its own worker thread.
+    /// Execution contexts per device (engine), each with its own worker thread.
     public var instances: Int = 1
-    /// Contexts (of `instances`) created with high priority for priority-1 requests; useful on a GPU only.
+    /// Contexts (of `instances`, per device) created with high priority for priority-1 requests; useful on a GPU only.
     public var highPriorityInstances: Int = 0
     /// Largest batch, in images.
     public var maxBatchSize: Int = 16
@@ -76,8 +76,9 @@ public enum Readiness: Sendable, Equatable {
     case notReady(String)
 }
 
-/// The inference runtime of one engine: worker threads owning its execution contexts, the dynamic batcher, the
-/// preprocessing pool and readiness, run as a swift-service-lifecycle `Service` with graceful shutdown.
+/// The inference runtime of one engine per device: worker threads owning their execution contexts, the dynamic
+/// batcher (which hands each batch to the least loaded device), the preprocessing pool and readiness, run as a
+/// swift-service-lifecycle `Service` with graceful shutdown.
 public final class EmbeddingRuntime<C: Clock>: Service, Sendable where C.Duration == Duration {
     private enum Phase: Sendable {
         case starting
@@ -87,8 +88,10 @@ public final class EmbeddingRuntime<C: Clock>: Service, Sendable where C.Duratio
         case stopped
     }
 
-    /// The engine whose contexts the workers own.
-    public let engine: any EmbeddingEngine
+    /// The engines, one per device, whose contexts the workers own (`instances` contexts each).
+    public let engines: [any EmbeddingEngine]
+    /// The first engine: its spec and description stand for all.
+    public var engine: any EmbeddingEngine { engines[0] }
     /// The limits in force.
     public let configuration: RuntimeConfiguration
     /// Readings of the devices for `/metrics` (nil on CPU).
@@ -105,17 +108,31 @@ public final class EmbeddingRuntime<C: Clock>: Service, Sendable where C.Duratio
     private let logger: Logger
 
     /// A runtime over `engine`; nothing runs until `run()`.
-    public init(
+    public convenience init(
         engine: any EmbeddingEngine, preprocessor: any ImagePreprocessing, configuration: RuntimeConfiguration,
         clock: C, metrics: RuntimeMetrics = RuntimeMetrics(), telemetry: (any DeviceTelemetry)? = nil,
         logger: Logger = Logger(label: "clipserve.runtime")
     ) {
+        self.init(
+            engines: [engine], preprocessor: preprocessor, configuration: configuration, clock: clock,
+            metrics: metrics, telemetry: telemetry, logger: logger)
+    }
+
+    /// A runtime over one engine per device (at least one, all of the same model): `configuration.instances`
+    /// contexts on each; nothing runs until `run()`.
+    public init(
+        engines: [any EmbeddingEngine], preprocessor: any ImagePreprocessing, configuration: RuntimeConfiguration,
+        clock: C, metrics: RuntimeMetrics = RuntimeMetrics(), telemetry: (any DeviceTelemetry)? = nil,
+        logger: Logger = Logger(label: "clipserve.runtime")
+    ) {
+        precondition(!engines.isEmpty, "EmbeddingRuntime needs at least one engine")
+        precondition(engines.allSatisfy { $0.spec == engines[0].spec }, "every engine must run the same model")
         var configuration = configuration
         configuration.instances = max(1, configuration.instances)
         configuration.maxBatchSize = max(1, configuration.maxBatchSize)
         configuration.priorityLevels = max(1, configuration.priorityLevels)
         configuration.defaultPriority = min(max(1, configuration.defaultPriority), configuration.priorityLevels)
-        self.engine = engine
+        self.engines = engines
         self.configuration = configuration
         self.preprocessor = preprocessor
         self.telemetry = telemetry
@@ -123,8 +140,9 @@ public final class EmbeddingRuntime<C: Clock>: Service, Sendable where C.Duratio
         self.clock = clock
         self.logger = logger
         let high = min(configuration.highPriorityInstances, configuration.instances)
-        workers = (0..<configuration.instances).map {
-            InferenceWorker(index: $0, priority: $0 < high ? .high : .normal)
+        let perDevice = configuration.instances
+        workers = (0..<(engines.count * perDevice)).map {
+            InferenceWorker(index: $0, priority: $0 % perDevice < high ? .high : .normal, device: $0 / perDevice)
         }
         preprocessPool = BlockingThreadPool(
             name: "clipserve-preprocess", threads: configuration.preprocessThreads,
@@ -133,8 +151,8 @@ public final class EmbeddingRuntime<C: Clock>: Service, Sendable where C.Duratio
             configuration: .init(
                 maxBatchSize: configuration.maxBatchSize, maxQueueDelay: configuration.maxQueueDelay,
                 maxQueueSize: configuration.maxQueueSize, priorityLevels: configuration.priorityLevels,
-                preferredBatchSizes: engine.preferredBatchSizes),
-            workers: workers, pixelsPerImage: engine.spec.pixelsPerImage, embedDim: engine.spec.embedDim,
+                preferredBatchSizes: engines[0].preferredBatchSizes),
+            workers: workers, pixelsPerImage: engines[0].spec.pixelsPerImage, embedDim: engines[0].spec.embedDim,
             normalize: configuration.normalize, clock: clock, metrics: metrics)
     }
 
@@ -162,7 +180,7 @@ public final class EmbeddingRuntime<C: Clock>: Service, Sendable where C.Duratio
     public func run() async throws {
         do {
             for worker in workers {
-                try await worker.start(engine: engine, maxBatchSize: configuration.maxBatchSize)
+                try await worker.start(engine: engines[worker.device], maxBatchSize: configuration.maxBatchSize)
             }
             if configuration.warmUp { try await warmUp() }
         } catch {
@@ -174,7 +192,7 @@ public final class EmbeddingRuntime<C: Clock>: Service, Sendable where C.Duratio
         }
         phase.withLock { if case .starting = $0 { $0 = .ready } }
         resumeReadyWaiters()
-        logger.info("ready: \(workers.count) context(s) on \(engine.deviceDescription)")
+        logger.info("ready: \(workers.count) context(s) on \(engines.map(\.deviceDescription).joined(separator: ", "))")
         await withGracefulShutdownHandler {
             await batcher.runTimers()
         } onGracefulShutdown: { [self] in
@@ -318,14 +336,25 @@ public final class EmbeddingRuntime<C: Clock>: Service, Sendable where C.Duratio
 }
 
 extension EmbeddingRuntime where C == ContinuousClock {
-    /// A runtime timed by the continuous clock.
+    /// A runtime over one engine, timed by the continuous clock.
     public convenience init(
         engine: any EmbeddingEngine, preprocessor: any ImagePreprocessing, configuration: RuntimeConfiguration,
         metrics: RuntimeMetrics = RuntimeMetrics(), telemetry: (any DeviceTelemetry)? = nil,
         logger: Logger = Logger(label: "clipserve.runtime")
     ) {
         self.init(
-            engine: engine, preprocessor: preprocessor, configuration: configuration, clock: ContinuousClock(),
+            engines: [engine], preprocessor: preprocessor, configuration: configuration, clock: ContinuousClock(),
+            metrics: metrics, telemetry: telemetry, logger: logger)
+    }
+
+    /// A runtime over one engine per device, timed by the continuous clock.
+    public convenience init(
+        engines: [any EmbeddingEngine], preprocessor: any ImagePreprocessing, configuration: RuntimeConfiguration,
+        metrics: RuntimeMetrics = RuntimeMetrics(), telemetry: (any DeviceTelemetry)? = nil,
+        logger: Logger = Logger(label: "clipserve.runtime")
+    ) {
+        self.init(
+            engines: engines, preprocessor: preprocessor, configuration: configuration, clock: ContinuousClock(),
             metrics: metrics, telemetry: telemetry, logger: logger)
     }
 }

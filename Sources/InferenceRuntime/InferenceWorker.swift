@@ -7,6 +7,8 @@ final class InferenceWorker: Sendable {
     let index: Int
     /// The context's scheduling class.
     let priority: ContextPriority
+    /// Index of the engine (device) whose context this worker owns.
+    let device: Int
     private let thread: BlockingThreadPool
     private let slot: ContextSlot
 
@@ -17,9 +19,10 @@ final class InferenceWorker: Sendable {
         var output: [Float] = []
     }
 
-    init(index: Int, priority: ContextPriority) {
+    init(index: Int, priority: ContextPriority, device: Int = 0) {
         self.index = index
         self.priority = priority
+        self.device = device
         thread = BlockingThreadPool(name: "clipserve-infer-\(index)", threads: 1)
         slot = ContextSlot()
     }

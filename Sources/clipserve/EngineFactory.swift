@@ -104,6 +104,23 @@ enum EngineFactory {
         }
     }
 
+    /// One engine per selected device: every GPU of `--devices` on CUDA (each with its own copy of the weights),
+    /// the one CPU engine otherwise; `auto` falls back to the CPU as `make` does.
+    static func makeAll(options: ModelOptions, model: LoadedModel) throws -> [any EmbeddingEngine] {
+        switch options.backend {
+        case .cpu:
+            return [try makeCPU(options: options, model: model)]
+        case .cuda:
+            return try makeCUDAEngines(options: options, model: model)
+        case .auto:
+            do {
+                return try makeCUDAEngines(options: options, model: model)
+            } catch EngineError.unavailable {
+                return [try make(options: options, model: model)]
+            }
+        }
+    }
+
     /// The backend's short name for reports: "cpu" or "cuda".
     static func backendName(of engine: any EmbeddingEngine) -> String {
         engine is CPUEngine ? "cpu" : "cuda"

@@ -25,7 +25,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Name the model is served under (default: the model's own name).")
     var modelName: String?
 
-    @Option(help: "Execution contexts (each with its own worker thread) on the device.")
+    @Option(help: "Execution contexts (each with its own worker thread) per device; every selected GPU gets this many.")
     var instances = 1
 
     @Option(help: "Largest batch, in images.")
@@ -71,7 +71,8 @@ struct ServeCommand: AsyncParsableCommand {
         var logger = Logger(label: "clipserve")
         logger.logLevel = .info
         let loaded = try CLIPModelLoader.load(model.model)
-        let engine = try EngineFactory.make(options: model, model: loaded)
+        let engines = try EngineFactory.makeAll(options: model, model: loaded)
+        let engine = engines[0]
 
         var runtimeConfiguration = RuntimeConfiguration()
         runtimeConfiguration.instances = instances
@@ -94,11 +95,11 @@ struct ServeCommand: AsyncParsableCommand {
 
         let metrics = ServerMetrics()
         let runtime = EmbeddingRuntime(
-            engine: engine, preprocessor: ImagePreprocessor(config: loaded.preprocess),
+            engines: engines, preprocessor: ImagePreprocessor(config: loaded.preprocess),
             configuration: runtimeConfiguration, metrics: metrics.runtime,
             telemetry: NVMLTelemetry.forEngine(engine), logger: logger)
         logger.info(
-            "serving \(http.modelName) (\(loaded.summary)) on \(engine.deviceDescription), \(instances) instance(s)")
+            "serving \(http.modelName) (\(loaded.summary)) on \(engines.map(\.deviceDescription).joined(separator: ", ")), \(instances) instance(s) per device")
         let host = self.host
         let app = buildApplication(
             runtime: runtime, configuration: http, registry: metrics.registry, logger: logger,

@@ -23,7 +23,7 @@ struct VerifyCommand: ParsableCommand {
     var backend: String = "cuda"
 
     @Option(name: .long, help: "Precision: fp32, fp16 or bf16.")
-    var precision: String = "fp16"
+    var precision: Precision = .fp16
 
     @Option(name: .long, help: "Threads driving the contexts at once in the concurrency check (0 skips it).")
     var concurrency: Int = 0
@@ -34,11 +34,15 @@ struct VerifyCommand: ParsableCommand {
     @Option(name: .long, help: "Random images per random-weight model.")
     var images: Int = 2
 
-    @Option(name: .long, help: "GPU ordinal.")
-    var device: Int = 0
+    @Option(help: ArgumentHelp("GPUs to verify, each against the same CPU reference: all, or ordinals like 0,1.", valueName: "all|0,1"))
+    var devices: DeviceSelection = .all
 
-    @Option(name: .long, help: "Extra folders (':'-separated) searched for the CUDA libraries.")
-    var cudaLibPath: String?
+    @Option(
+        name: .customLong("cuda-lib-path"),
+        help: ArgumentHelp(
+            "Directory to search for the CUDA libraries; repeatable (env CLIPSERVE_CUDA_LIB_PATH, colon-separated).",
+            valueName: "dir"))
+    var cudaLibPathOptions: [String] = []
 
     @Option(name: .long, help: "After verifying, time device-resident forward passes at these batch sizes (e.g. 1,64,256).")
     var benchBatches: String?
@@ -51,13 +55,25 @@ struct VerifyCommand: ParsableCommand {
 
     func run() throws {
         guard backend == "cuda" else { throw ValidationError("only --backend cuda can be verified against the CPU engine") }
-        guard let precision = Precision(rawValue: precision) else { throw ValidationError("unknown precision \(self.precision)") }
-        CUDALibraries.setSearchPath(cudaLibPath)
+        let fromEnvironment = (ProcessInfo.processInfo.environment["CLIPSERVE_CUDA_LIB_PATH"] ?? "")
+            .split(separator: ":").map(String.init).filter { !$0.isEmpty }
+        let paths = cudaLibPathOptions + fromEnvironment
+        CUDALibraries.setSearchPath(paths.isEmpty ? nil : paths.joined(separator: ":"))
         guard CUDAEngine.isAvailable else {
             do { _ = try CUDAEngine.describeDevices() } catch { throw VerifyFailure(message: "CUDA unavailable: \(error)") }
             throw VerifyFailure(message: "CUDA unavailable: no GPU")
         }
         for line in try CUDAEngine.describeDevices() { print(line) }
+        let available = try CUDAEngine.availableDeviceCount()
+        let ordinals: [Int]
+        switch devices {
+        case .all: ordinals = Array(0..<available)
+        case let .list(list):
+            if let bad = list.first(where: { $0 >= available }) {
+                throw VerifyFailure(message: "GPU \(bad) requested, the driver sees \(available) (0...\(available - 1))")
+            }
+            ordinals = list
+        }
         let target: Float = precision == .fp32 ? 0.99999 : 0.9995
         var references = model
         if references.isEmpty { references = ["fixtures", "random:ViT-B-32", "random:ViT-B-16", "random:ViT-L-14", "random:ViT-H-14"] }
@@ -65,13 +81,16 @@ struct VerifyCommand: ParsableCommand {
         var failures: [String] = []
         var summary: [String] = []
         for reference in references {
-            let result = try verify(reference: reference, precision: precision, target: target)
-            summary.append(result.line)
-            if !result.passed { failures.append(reference) }
+            for result in try verify(reference: reference, ordinals: ordinals, target: target) {
+                summary.append(result.line)
+                if !result.passed { failures.append(reference) }
+            }
         }
-        print("\n== summary (\(precision.rawValue), target cosine >= \(target)) ==")
+        print("\n== summary (\(precision.rawValue), GPUs \(ordinals.map(String.init).joined(separator: ",")), target cosine >= \(target)) ==")
         summary.forEach { print($0) }
-        if !failures.isEmpty { throw VerifyFailure(message: "FAILED: \(failures.joined(separator: ", "))") }
+        if !failures.isEmpty {
+            throw VerifyFailure(message: "FAILED: \(Array(Set(failures)).sorted().joined(separator: ", "))")
+        }
         print("all models passed")
     }
 
@@ -101,25 +120,41 @@ struct VerifyCommand: ParsableCommand {
         return ((0..<images).map { "random\($0)" }, pixels, nil)
     }
 
-    private func verify(reference: String, precision: Precision, target: Float) throws -> (passed: Bool, line: String) {
+    /// Checks `reference` on each GPU of `ordinals` against one CPU fp32 reference; one summary line per GPU.
+    private func verify(reference: String, ordinals: [Int], target: Float) throws -> [(passed: Bool, line: String)] {
         print("\n== \(reference) ==")
         let loaded = try CLIPModelLoader.load(reference)
         print(loaded.summary)
         let spec = loaded.spec
-        let started = Date()
-        let gpu = try CUDAEngine(spec: spec, weights: loaded.weights, precision: precision, deviceOrdinal: device)
-        print("gpu engine ready in \(String(format: "%.2f", Date().timeIntervalSince(started))) s: \(gpu.deviceDescription)")
-        if let reason = gpu.tensorCoreAttentionError { print("tensor-core attention unavailable, using the scalar kernel: \(reason)") }
         let cpu = try CPUEngine(spec: spec, weights: loaded.weights)
         let (names, pixels, expected) = try inputs(for: loaded, reference: reference)
-        let gpuContext = try gpu.makeContext(ExecutionContextConfiguration(maxBatchSize: max(8, names.count)))
         let cpuContext = try cpu.makeContext(ExecutionContextConfiguration(maxBatchSize: 1))
+        let cpuLayers = try pixels.map { image in
+            try image.withUnsafeBufferPointer { try cpuContext.captureLayers(pixels: $0, count: 1) }
+        }
+        return try ordinals.map { ordinal in
+            try verify(
+                reference: reference, loaded: loaded, ordinal: ordinal, names: names, pixels: pixels,
+                cpuLayers: cpuLayers, expected: expected, target: target)
+        }
+    }
+
+    private func verify(
+        reference: String, loaded: LoadedModel, ordinal: Int, names: [String], pixels: [[Float]],
+        cpuLayers allCPULayers: [[LayerOutput]], expected: SafeTensorsFile?, target: Float
+    ) throws -> (passed: Bool, line: String) {
+        let spec = loaded.spec
+        let started = Date()
+        let gpu = try CUDAEngine(spec: spec, weights: loaded.weights, precision: precision, deviceOrdinal: ordinal)
+        print("gpu engine ready in \(String(format: "%.2f", Date().timeIntervalSince(started))) s: \(gpu.deviceDescription)")
+        if let reason = gpu.tensorCoreAttentionError { print("tensor-core attention unavailable, using the scalar kernel: \(reason)") }
+        let gpuContext = try gpu.makeContext(ExecutionContextConfiguration(maxBatchSize: max(8, names.count)))
         var worstCosine: Float = 1
         var worstLayer = ("", Float(0))
         for (index, name) in names.enumerated() {
             let image = pixels[index]
             let gpuLayers = try image.withUnsafeBufferPointer { try gpuContext.captureLayers(pixels: $0, count: 1) }
-            let cpuLayers = try image.withUnsafeBufferPointer { try cpuContext.captureLayers(pixels: $0, count: 1) }
+            let cpuLayers = allCPULayers[index]
             let reference = Dictionary(cpuLayers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
             for layer in gpuLayers {
                 guard let cpuLayer = reference[layer.name] else { continue }
@@ -159,7 +194,7 @@ struct VerifyCommand: ParsableCommand {
             print("  concurrency \(concurrency): \(mismatches) results differ from the serial result")
             passed = passed && mismatches == 0
         }
-        var line = "\(passed ? "PASS" : "FAIL") \(reference): worst cosine \(String(format: "%.7f", worstCosine)), "
+        var line = "\(passed ? "PASS" : "FAIL") \(reference) on cuda:\(ordinal): worst cosine \(String(format: "%.7f", worstCosine)), "
             + "largest layer error \(format(worstLayer.1)) at \(worstLayer.0)"
         if let benchBatches {
             line += try bench(engine: gpu, batches: benchBatches)

@@ -202,4 +202,32 @@ struct BatcherStateMachineTests {
         var m = machine()
         #expect(m.enqueue(1, images: 1, priority: 2, deadline: at(0), now: at(0)) == .failure(.expired))
     }
+
+    @Test func batchesGoToTheLeastLoadedDevice() {
+        // Two GPUs with two contexts each: workers 0, 1 on device 0 and 2, 3 on device 1.
+        var m = Machine(
+            configuration: .init(maxBatchSize: 4, maxQueueDelay: .zero, maxQueueSize: 64),
+            workers: [.normal, .normal, .normal, .normal], devices: [0, 0, 1, 1])
+        let first = batches(accepted(&m, 1, images: 4))
+        #expect(first.map(\.worker) == [0])
+        let second = batches(accepted(&m, 2, images: 2))
+        #expect(second.map(\.worker) == [2], "device 1 is idle: it takes the next batch")
+        #expect(m.imagesInFlight(device: 0) == 4 && m.imagesInFlight(device: 1) == 2)
+        let third = batches(accepted(&m, 3, images: 1))
+        #expect(third.map(\.worker) == [3], "device 1 has 2 images in flight, device 0 has 4")
+        #expect(m.imagesInFlight(device: 1) == 3)
+        _ = m.batchFinished(first[0], error: nil, now: at(1))
+        let fourth = batches(accepted(&m, 4, images: 1, now: 1))
+        #expect(fourth.map(\.worker) == [0], "device 0 drained: least loaded again")
+    }
+
+    @Test func highPriorityContextIsPreferredOverLoadBalance() {
+        var m = Machine(
+            configuration: .init(maxBatchSize: 1, maxQueueDelay: .zero, maxQueueSize: 64),
+            workers: [.high, .normal, .high, .normal], devices: [0, 0, 1, 1])
+        let normal = batches(accepted(&m, 1, priority: 2))
+        #expect(normal.map(\.worker) == [1])
+        let urgent = batches(accepted(&m, 2, priority: 1))
+        #expect(urgent.map(\.worker) == [2], "a high-priority context, on the idle device")
+    }
 }

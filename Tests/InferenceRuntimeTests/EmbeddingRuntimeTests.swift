@@ -65,6 +65,34 @@ struct EmbeddingRuntimeTests {
         }
     }
 
+    @Test func everyDeviceGetsContextsAndBatches() async throws {
+        // Two engines stand for two GPUs; two contexts each. Requests held at the first engine's gate pile up
+        // there, so the batcher must hand the rest to the second engine.
+        let first = FakeEngine(), second = FakeEngine()
+        let runtime = EmbeddingRuntime(
+            engines: [first, second], preprocessor: FakePreprocessor(pixelsPerImage: first.spec.pixelsPerImage),
+            configuration: configuration(instances: 2, maxBatch: 1, queue: 64))
+        #expect(runtime.engines.count == 2)
+        try await withRunningRuntime(runtime) { _ in
+            let warm = (first.batches.withLock(\.count), second.batches.withLock(\.count))
+            #expect(warm == (2, 2), "one warm-up batch per context, two contexts per engine")
+            first.gate.close()
+            let seeds: [UInt8] = [3, 5, 7, 11, 13, 17]
+            try await withThrowingTaskGroup(of: (UInt8, [Float]).self) { group in
+                for seed in seeds {
+                    group.addTask { (seed, try await runtime.embed(images: [[seed]]).embeddings) }
+                }
+                // Device 0's two contexts block on the gate; device 1 serves the other four.
+                await eventually { second.batches.withLock(\.count) == 2 + 4 }
+                first.gate.open()
+                for try await (seed, embedding) in group {
+                    #expect(embedding == first.reference(first.pixels(seeds: [Float(seed)])[...]), "seed \(seed)")
+                }
+            }
+            #expect(first.batches.withLock(\.count) == 2 + 2)
+        }
+    }
+
     @Test func concurrentRequestsEachGetTheirOwnEmbeddings() async throws {
         let engine = FakeEngine()
         let runtime = runtime(engine, configuration(instances: 2, maxBatch: 8, queue: 1024))
