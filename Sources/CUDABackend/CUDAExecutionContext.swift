@@ -111,13 +111,27 @@ public final class CUDAExecutionContext: ExecutionContext {
         pixels input: UnsafeBufferPointer<Float>, count: Int, normalize: Bool, into output: UnsafeMutableBufferPointer<Float>
     ) throws {
         try validate(pixels: input, count: count)
+        guard count > 0 else { return }
+        pinnedInput.copyMemory(from: input.baseAddress!, byteCount: input.count * 4)
+        try embedStaged(count: count, normalize: normalize, into: output)
+    }
+
+    /// The pinned upload buffer itself: the runtime's worker writes a batch here, saving a host copy per pixel.
+    public func stagingBuffer(count: Int) -> UnsafeMutableBufferPointer<Float>? {
+        guard count >= 1, count <= maxBatchSize else { return nil }
+        let floats = count * engine.spec.pixelsPerImage
+        return UnsafeMutableBufferPointer(start: pinnedInput.bindMemory(to: Float.self, capacity: floats), count: floats)
+    }
+
+    public func embedStaged(count: Int, normalize: Bool, into output: UnsafeMutableBufferPointer<Float>) throws {
+        guard count >= 1, count <= maxBatchSize else {
+            throw EngineError.batchTooLarge(requested: count, maximum: maxBatchSize)
+        }
         let e = engine.spec.embedDim
         guard output.count == count * e else { throw EngineError.bufferSize(what: "output", expected: count * e, got: output.count) }
-        guard count > 0 else { return }
         try device.bind()
         let d = libraries.driver
-        let bytes = input.count * 4
-        pinnedInput.copyMemory(from: input.baseAddress!, byteCount: bytes)
+        let bytes = count * engine.spec.pixelsPerImage * 4
         try libraries.check(d.cuMemcpyHtoDAsync!(pixels.pointer, pinnedInput, bytes, stream), "cuMemcpyHtoDAsync(pixels)", "\(bytes) bytes")
         try run(profile: profile(for: count))
         if normalize { try l2Normalize(count: count) }

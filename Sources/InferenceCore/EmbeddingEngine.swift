@@ -77,6 +77,23 @@ public protocol ExecutionContext: AnyObject {
 
     /// Runs the forward pass once and returns every layer's output, for layer-by-layer verification.
     func captureLayers(pixels: UnsafeBufferPointer<Float>, count: Int) throws -> [LayerOutput]
+
+    /// The context's own input buffer for a batch of `count` images (pinned host memory on CUDA), or nil when it
+    /// has none: a caller that writes the batch there and calls `embedStaged` saves one copy of every pixel.
+    func stagingBuffer(count: Int) -> UnsafeMutableBufferPointer<Float>?
+
+    /// Embeds the `count` images written into `stagingBuffer(count:)`; same contract as `embed` otherwise.
+    func embedStaged(count: Int, normalize: Bool, into output: UnsafeMutableBufferPointer<Float>) throws
+}
+
+extension ExecutionContext {
+    /// No staging buffer: callers use `embed(pixels:count:normalize:into:)`.
+    public func stagingBuffer(count: Int) -> UnsafeMutableBufferPointer<Float>? { nil }
+
+    /// Only reachable for contexts that have a staging buffer.
+    public func embedStaged(count: Int, normalize: Bool, into output: UnsafeMutableBufferPointer<Float>) throws {
+        throw EngineError.unavailable("this execution context has no staging buffer")
+    }
 }
 
 extension ExecutionContext {

@@ -50,8 +50,16 @@ final class InferenceWorker: Sendable {
             let start = clock.now
             let result = Result { () throws -> [Float] in
                 guard let context = slot.context else { throw EngineError.unavailable("execution context released") }
-                if slot.input.count < count * pixelsPerImage { slot.input = .init(repeating: 0, count: count * pixelsPerImage) }
                 slot.output = .init(repeating: 0, count: count * embedDim)
+                if let staging = context.stagingBuffer(count: count) {
+                    // The context's own (pinned) upload buffer: one host copy of the pixels instead of two.
+                    fill(UnsafeMutableBufferPointer(rebasing: staging[0..<(count * pixelsPerImage)]))
+                    try slot.output.withUnsafeMutableBufferPointer { output in
+                        try context.embedStaged(count: count, normalize: normalize, into: output)
+                    }
+                    return slot.output
+                }
+                if slot.input.count < count * pixelsPerImage { slot.input = .init(repeating: 0, count: count * pixelsPerImage) }
                 try slot.input.withUnsafeMutableBufferPointer { input in
                     let batchInput = UnsafeMutableBufferPointer(rebasing: input[0..<(count * pixelsPerImage)])
                     fill(batchInput)

@@ -93,6 +93,20 @@ struct EmbeddingRuntimeTests {
         }
     }
 
+    @Test func stagingBufferCarriesTheBatch() async throws {
+        // A context with its own upload buffer gets every batch written there, with the same results.
+        let engine = FakeEngine(staged: true)
+        let runtime = runtime(engine, configuration(instances: 2, maxBatch: 3))
+        try await withRunningRuntime(runtime) { _ in
+            let seeds: [UInt8] = [2, 4, 6, 8, 10, 12, 14]
+            let result = try await runtime.embed(images: seeds.map { [$0] })
+            for (i, seed) in seeds.enumerated() {
+                #expect(Array(result.embedding(i)) == engine.reference(engine.pixels(seeds: [Float(seed)])[...]))
+            }
+            #expect(engine.stagedBatches.load(ordering: .relaxed) == engine.batches.withLock(\.count))
+        }
+    }
+
     @Test func concurrentRequestsEachGetTheirOwnEmbeddings() async throws {
         let engine = FakeEngine()
         let runtime = runtime(engine, configuration(instances: 2, maxBatch: 8, queue: 1024))

@@ -15,6 +15,13 @@ final class FakeEngine: EmbeddingEngine, Sendable {
     let failNext = Atomic<Bool>(false)
     /// First pixel of every image, batch by batch, in the order the batches ran.
     let batches = Locked<[[Float]]>([])
+    /// Whether contexts offer a staging buffer (as CUDA's pinned upload buffer), and how many batches used it.
+    let staged: Bool
+    let stagedBatches = Atomic<Int>(0)
+
+    init(staged: Bool = false) {
+        self.staged = staged
+    }
 
     func makeContext(_ configuration: ExecutionContextConfiguration) throws -> any ExecutionContext {
         FakeContext(engine: self, maxBatchSize: configuration.maxBatchSize)
@@ -37,10 +44,26 @@ final class FakeEngine: EmbeddingEngine, Sendable {
 final class FakeContext: ExecutionContext {
     let engine: FakeEngine
     let maxBatchSize: Int
+    private var staging: [Float]
 
     init(engine: FakeEngine, maxBatchSize: Int) {
         self.engine = engine
         self.maxBatchSize = maxBatchSize
+        staging = .init(repeating: .nan, count: engine.staged ? maxBatchSize * engine.spec.pixelsPerImage : 0)
+    }
+
+    func stagingBuffer(count: Int) -> UnsafeMutableBufferPointer<Float>? {
+        guard engine.staged, count <= maxBatchSize else { return nil }
+        return staging.withUnsafeMutableBufferPointer { $0 }  // the array's storage lives as long as the context
+    }
+
+    func embedStaged(count: Int, normalize: Bool, into output: UnsafeMutableBufferPointer<Float>) throws {
+        engine.stagedBatches.add(1, ordering: .relaxed)
+        let floats = count * engine.spec.pixelsPerImage
+        try staging.withUnsafeBufferPointer { all in
+            try embed(
+                pixels: UnsafeBufferPointer(rebasing: all[0..<floats]), count: count, normalize: normalize, into: output)
+        }
     }
 
     func embed(
