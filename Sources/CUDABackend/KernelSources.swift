@@ -7,9 +7,10 @@ enum KernelSources {
 // Tensor-core multi-head attention for 16-bit activations (fp16 / bf16), head width 64 or 80, S up to ~600.
 // Compiled as its own NVRTC program: if it fails to build, the engine falls back to the scalar kernel.
 //
-// One CTA of 4 or 8 warps per (64- or 128-query tile, head, image); each warp owns 16 query rows. K and V (row-major, copied
-// with cp.async; V read through ldmatrix.trans) of the whole sequence for the head sit in shared memory as 16-bit values, padded to a multiple of 16
-// keys with zeros. Scores S = Q·Kᵀ and O += P·V use mma.sync m16n8k16 with fp32 accumulators; the softmax is exact
+// One CTA of 2 to 8 warps per (query tile, head, image); each warp owns 16 query rows (the host picks the warps per CTA
+// that waste the fewest rows). K and V (row-major, copied with cp.async in blocks of 64 keys so the next block loads
+// while this one is used; V read through ldmatrix.trans) of the whole sequence for the head sit in shared memory as
+// 16-bit values, padded to a multiple of 16 keys with zeros. Scores S = Q·Kᵀ and O += P·V use mma.sync m16n8k16 with fp32 accumulators; the softmax is exact
 // in fp32 with a running max and sum over blocks of 64 keys. Q, K, V are read strided from the fused QKV output
 // [B*S, 3W]; the output is [B*S, W].
 
@@ -75,27 +76,31 @@ __device__ void attention_mma(const u16 *qkv, u16 *out, int tokens, int heads, f
     const long stride = 3L * width;
     const u16 *base = qkv + (long)b * tokens * stride;
 
-    const int chunks = D / 8;
-    for (int i = threadIdx.x; i < padded * chunks; i += blockDim.x) {
-        int r = i / chunks, c = (i % chunks) * 8;
-        u16 *k = keys + r * kStride + c, *v = values + r * kStride + c;
-        if (r < tokens) {
-            copy_async16(k, base + r * stride + width + h * D + c);
-            copy_async16(v, base + r * stride + 2 * width + h * D + c);
-        } else {
-            Zero16 zero = {0u, 0u, 0u, 0u};
-            *(Zero16 *)k = zero;
-            *(Zero16 *)v = zero;
-        }
-    }
-    asm volatile("cp.async.commit_group;");
-    asm volatile("cp.async.wait_group 0;" ::: "memory");
-    __syncthreads();
-
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     const int q0 = blockIdx.x * (blockDim.x >> 1) + warp * 16;  // 16 query rows per warp
-    if (q0 >= tokens) return;
+    const bool active = q0 < tokens;  // idle warps still load K/V and meet every barrier
     const int r0 = q0 + g, r1 = q0 + g + 8;
+
+    // K/V arrive in blocks of 64 keys, one cp.async group each: block j+1 is in flight while block j is used.
+    const int chunks = D / 8;
+    auto issue = [&](int k0) {
+        const int end = min(k0 + 64, padded);
+        for (int i = threadIdx.x; i < (end - k0) * chunks; i += blockDim.x) {
+            int r = k0 + i / chunks, c = (i % chunks) * 8;
+            u16 *k = keys + r * kStride + c, *v = values + r * kStride + c;
+            if (r < tokens) {
+                copy_async16(k, base + r * stride + width + h * D + c);
+                copy_async16(v, base + r * stride + 2 * width + h * D + c);
+            } else {
+                Zero16 zero = {0u, 0u, 0u, 0u};
+                *(Zero16 *)k = zero;
+                *(Zero16 *)v = zero;
+            }
+        }
+        asm volatile("cp.async.commit_group;");
+    };
+    issue(0);
+
     unsigned qa[D / 16][4];
 #pragma unroll
     for (int kk = 0; kk < D / 16; kk++) {
@@ -110,8 +115,18 @@ __device__ void attention_mma(const u16 *qkv, u16 *out, int tokens, int heads, f
     for (int n = 0; n < D / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
     const float negInf = __int_as_float(0xff800000);
     float m0 = negInf, m1 = negInf, l0 = 0.f, l1 = 0.f;
+    // exp(x·scale − m) as exp2 of pre-scaled scores.
+    const float scale2 = scale * 1.4426950408889634f;
 
     for (int k0 = 0; k0 < padded; k0 += 64) {
+        if (k0 + 64 < padded) {
+            issue(k0 + 64);
+            asm volatile("cp.async.wait_group 1;" ::: "memory");
+        } else {
+            asm volatile("cp.async.wait_group 0;" ::: "memory");
+        }
+        __syncthreads();
+        if (!active) continue;
         const int tiles = min(8, (padded - k0) >> 3);  // even: padded is a multiple of 16
         float s[8][4];
 #pragma unroll
@@ -129,7 +144,7 @@ __device__ void attention_mma(const u16 *qkv, u16 *out, int tokens, int heads, f
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 int key = k0 + j * 8 + 2 * t + (e & 1);
-                s[j][e] = (j < tiles && key < tokens) ? s[j][e] * scale : negInf;
+                s[j][e] = (j < tiles && key < tokens) ? s[j][e] * scale2 : negInf;
             }
             mx0 = fmaxf(mx0, fmaxf(s[j][0], s[j][1]));
             mx1 = fmaxf(mx1, fmaxf(s[j][2], s[j][3]));
@@ -139,7 +154,7 @@ __device__ void attention_mma(const u16 *qkv, u16 *out, int tokens, int heads, f
         mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
         mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
         const float n0 = fmaxf(m0, mx0), n1 = fmaxf(m1, mx1);
-        const float c0 = expf(m0 - n0), c1 = expf(m1 - n1);
+        const float c0 = exp2f(m0 - n0), c1 = exp2f(m1 - n1);
         m0 = n0;
         m1 = n1;
         l0 *= c0;
@@ -153,10 +168,10 @@ __device__ void attention_mma(const u16 *qkv, u16 *out, int tokens, int heads, f
         }
 #pragma unroll
         for (int j = 0; j < 8; j++) {
-            s[j][0] = expf(s[j][0] - n0);
-            s[j][1] = expf(s[j][1] - n0);
-            s[j][2] = expf(s[j][2] - n1);
-            s[j][3] = expf(s[j][3] - n1);
+            s[j][0] = exp2f(s[j][0] - n0);
+            s[j][1] = exp2f(s[j][1] - n0);
+            s[j][2] = exp2f(s[j][2] - n1);
+            s[j][3] = exp2f(s[j][3] - n1);
             l0 += s[j][0] + s[j][1];
             l1 += s[j][2] + s[j][3];
         }
@@ -176,6 +191,7 @@ __device__ void attention_mma(const u16 *qkv, u16 *out, int tokens, int heads, f
             }
         }
     }
+    if (!active) return;
     l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
     l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
@@ -310,9 +326,11 @@ __device__ void bias_gelu(T *h, const float *bias, long rows, int cols, int quic
         Pack8<T> *line = (Pack8<T> *)(h + row * cols);
         for (int v = threadIdx.x; v < vectors; v += blockDim.x) {
             Pack8<T> pack = line[v];
+            const float4 b0 = ((const float4 *)bias)[2 * v], b1 = ((const float4 *)bias)[2 * v + 1];
+            const float b[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
 #pragma unroll
             for (int j = 0; j < 8; j++) {
-                float x = to_float(pack.v[j]) + bias[v * 8 + j];
+                float x = to_float(pack.v[j]) + b[j];
                 x = quick ? x / (1.f + expf(-1.702f * x)) : 0.5f * x * (1.f + erff(x * 0.7071067811865475f));
                 pack.v[j] = from_float<T>(x);
             }

@@ -99,9 +99,11 @@ __device__ void bias_gelu(T *h, const float *bias, long rows, int cols, int quic
         Pack8<T> *line = (Pack8<T> *)(h + row * cols);
         for (int v = threadIdx.x; v < vectors; v += blockDim.x) {
             Pack8<T> pack = line[v];
+            const float4 b0 = ((const float4 *)bias)[2 * v], b1 = ((const float4 *)bias)[2 * v + 1];
+            const float b[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
 #pragma unroll
             for (int j = 0; j < 8; j++) {
-                float x = to_float(pack.v[j]) + bias[v * 8 + j];
+                float x = to_float(pack.v[j]) + b[j];
                 x = quick ? x / (1.f + expf(-1.702f * x)) : 0.5f * x * (1.f + erff(x * 0.7071067811865475f));
                 pack.v[j] = from_float<T>(x);
             }
