@@ -31,7 +31,9 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible, Sendable {
         case let .invalidFile(path, problems, knownKeys):
             var lines = problems.map { "config file \(path): \(Self.describe($0))" }
             if problems.contains(where: { if case .unknownKey = $0 { true } else { false } }) {
-                lines.append("known keys: \(knownKeys.joined(separator: ", ")) (keys starting with \"_\" and \"$schema\" are ignored)")
+                lines.append(
+                    "known keys: \(knownKeys.joined(separator: ", ")) "
+                        + "(keys starting with \"_\" and \"$schema\" are ignored)")
             }
             return lines.joined(separator: "\n")
         case let .invalidEnvironment(variable, value, expected):

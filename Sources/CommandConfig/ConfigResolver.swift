@@ -214,12 +214,13 @@ struct CommandLineScan {
 
 extension ConfigOption {
     /// The arguments that give `value` on a command line: `--name=value` (one per item for lists), `--name` for a
-    /// true flag, nothing for a false one. The `=` form keeps values that start with a dash values.
+    /// true flag, nothing for a false one. The `=` form keeps values that start with a dash values; an empty value
+    /// is a separate argument, which ArgumentParser reads as a value where it refuses `--name=`.
     func arguments(for value: JSONValue) -> [String] {
         switch value {
         case .null, .bool(false): return []
         case .bool(true): return ["--\(name)"]
-        case let .string(text): return ["--\(name)=\(text)"]
+        case let .string(text): return text.isEmpty ? ["--\(name)", ""] : ["--\(name)=\(text)"]
         case let .integer(number): return ["--\(name)=\(number)"]
         case let .number(number): return ["--\(name)=\(number)"]
         case let .array(items): return items.flatMap { arguments(for: $0) }

@@ -60,11 +60,15 @@ struct JSONParser {
         }
         while true {
             skipWhitespace()
-            guard peek(UInt8(ascii: "\"")) else { throw error("unexpected \(describeCurrent()); expected a key in double quotes") }
+            guard peek(UInt8(ascii: "\"")) else {
+                throw error("unexpected \(describeCurrent()); expected a key in double quotes")
+            }
             let (line, column) = position(of: index)
             let key = try parseString()
             skipWhitespace()
-            guard peek(UInt8(ascii: ":")) else { throw error("unexpected \(describeCurrent()); expected ':' after the key") }
+            guard peek(UInt8(ascii: ":")) else {
+                throw error("unexpected \(describeCurrent()); expected ':' after the key")
+            }
             index += 1
             skipWhitespace()
             members.append(JSONMember(key: key, value: try parseValue(), line: line, column: column))
@@ -132,7 +136,9 @@ struct JSONParser {
                 case UInt8(ascii: "r"): utf8.append(0x0D)
                 case UInt8(ascii: "t"): utf8.append(0x09)
                 case UInt8(ascii: "u"): utf8.append(contentsOf: try parseUnicodeEscape())
-                default: throw error("invalid escape '\\\(Character(Unicode.Scalar(escape)))' in a string", at: index - 2)
+                default:
+                    let character = Character(Unicode.Scalar(escape))
+                    throw error("invalid escape '\\\(character)' in a string", at: index - 2)
                 }
             case 0..<0x20:
                 throw error("control character U+\(hex(byte)) in a string (escape it)")
@@ -199,13 +205,17 @@ struct JSONParser {
         }
         let text = String(decoding: bytes[start..<index], as: UTF8.self)
         if isInteger, let integer = Int(text) { return .integer(integer) }
-        guard let number = Double(text), number.isFinite else { throw error("number \(text) is out of range", at: start) }
+        guard let number = Double(text), number.isFinite else {
+            throw error("number \(text) is out of range", at: start)
+        }
         return .number(number)
     }
 
     private mutating func parseLiteral(_ word: String, _ value: JSONValue) throws(JSONParseError) -> JSONValue {
         let utf8 = Array(word.utf8)
-        guard bytes[index...].starts(with: utf8) else { throw error("unexpected \(describeCurrent()); expected a value") }
+        guard bytes[index...].starts(with: utf8) else {
+            throw error("unexpected \(describeCurrent()); expected a value")
+        }
         index += utf8.count
         return value
     }
@@ -219,7 +229,9 @@ struct JSONParser {
 
     private func peek(_ byte: UInt8) -> Bool { index < bytes.count && bytes[index] == byte }
 
-    private var digitAtIndex: Bool { index < bytes.count && (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) }
+    private var digitAtIndex: Bool {
+        index < bytes.count && (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index])
+    }
 
     private mutating func skipDigits() { while digitAtIndex { index += 1 } }
 

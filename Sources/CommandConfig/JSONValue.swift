@@ -11,6 +11,12 @@ public enum JSONValue: Equatable, Sendable {
     case array([JSONValue])
     case object([JSONMember])
 
+    /// The value of the first member called `key`, when this is an object that has one.
+    public subscript(key: String) -> JSONValue? {
+        guard case let .object(members) = self else { return nil }
+        return members.first { $0.key == key }?.value
+    }
+
     /// What the value is, for error messages: "a string", "an integer", ...
     public var typeDescription: String {
         switch self {

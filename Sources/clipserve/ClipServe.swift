@@ -34,9 +34,12 @@ struct ClipServe: AsyncParsableCommand {
                 try command.run()
             }
         } catch {
-            let notes = commandLine.notes(for: fullMessage(for: error))
+            // ArgumentParser's message names the option; say where its value came from when that was not the
+            // command line.
+            let message = fullMessage(for: error)
+            let notes = commandLine.notes(for: message)
             guard !notes.isEmpty, exitCode(for: error) != .success else { exit(withError: error) }
-            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n" + notes.joined(separator: "\n") + "\n").utf8))
+            FileHandle.standardError.write(Data(([message] + notes).joined(separator: "\n").utf8 + [0x0A]))
             Foundation.exit(exitCode(for: error).rawValue)
         }
     }

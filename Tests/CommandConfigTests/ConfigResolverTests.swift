@@ -109,7 +109,8 @@ struct ConfigResolverTests {
     }
 
     @Test func badEnvironmentValuesNameTheVariable() throws {
-        for (variable, text) in [("CLIPSERVE_PORT", "80a"), ("CLIPSERVE_NO_NORMALIZE", "maybe"), ("CLIPSERVE_SECONDS", "x")] {
+        let cases = [("CLIPSERVE_PORT", "80a"), ("CLIPSERVE_NO_NORMALIZE", "maybe"), ("CLIPSERVE_SECONDS", "x")]
+        for (variable, text) in cases {
             #expect(throws: ConfigError.self) { try resolve([], [variable: text]) }
             do {
                 _ = try resolve([], [variable: text])
@@ -121,7 +122,11 @@ struct ConfigResolverTests {
 
     @Test func emptyAndUnknownVariablesAreIgnored() throws {
         let resolution = try resolve(
-            [], ["CLIPSERVE_PORT": "", "CLIPSERVE_CUDA_LIB_PATH": "::", "CLIPSERVE_NOT_AN_OPTION": "1", "CLIPSERVE_CACHE": "/c"])
+            [],
+            [
+                "CLIPSERVE_PORT": "", "CLIPSERVE_CUDA_LIB_PATH": "::", "CLIPSERVE_NOT_AN_OPTION": "1",
+                "CLIPSERVE_CACHE": "/c",
+            ])
         #expect(resolution.arguments == [])
         #expect(resolution.entries.allSatisfy { $0.sources.isEmpty })
     }
@@ -180,9 +185,11 @@ struct ConfigResolverTests {
     }
 
     @Test func valuesThatLookLikeOptionsStayValues() throws {
-        let file = try TemporaryFile(#"{"api-key": "-secret", "model": "--weird"}"#)
+        let file = try TemporaryFile(#"{"api-key": "-secret", "model": "--weird", "batch-sizes": ["", "1"]}"#)
         let resolution = try resolve(["--config", file.path])
-        #expect(resolution.arguments.suffix(2) == ["--model=--weird", "--api-key=-secret"])
+        #expect(
+            resolution.arguments.suffix(5)
+                == ["--model=--weird", "--batch-sizes", "", "--batch-sizes=1", "--api-key=-secret"])
     }
 
     @Test func helpIsAnsweredWithoutReadingTheFile() throws {

@@ -25,7 +25,9 @@ struct ServeConfigCommandTests {
 
         /// stdout as the JSON object `--print-config` prints.
         func printed() throws -> [JSONMember] {
-            guard case let .object(members) = try JSONValue.parse(stdout) else { throw CLIError("not an object: \(stdout)") }
+            guard case let .object(members) = try JSONValue.parse(stdout) else {
+                throw CLIError("not an object: \(stdout)")
+            }
             return members
         }
     }
@@ -57,11 +59,10 @@ struct ServeConfigCommandTests {
     static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
 
-    func value(_ members: [JSONMember], _ key: String) -> JSONValue? { members.first { $0.key == key }?.value }
+    func value(_ members: [JSONMember], _ key: String) -> JSONValue? { JSONValue.object(members)[key] }
 
     func source(_ members: [JSONMember], _ key: String) -> String? {
-        guard case let .object(sources)? = value(members, "_sources"), case let .string(source)? = value(sources, key)
-        else { return nil }
+        guard case let .string(source)? = value(members, "_sources")?[key] else { return nil }
         return source
     }
 
@@ -145,10 +146,11 @@ struct ServeConfigCommandTests {
     }
 
     @Test func theConfigFileCanComeFromTheEnvironment() throws {
-        let file = try TemporaryFile(#"{"max-queue-size": 12}"#)
+        let file = try TemporaryFile(#"{"max-queue-size": 12, "model-name": ""}"#)
         let result = try run(["serve", "--print-config"], environment: ["CLIPSERVE_CONFIG": file.path])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(value(try result.printed(), "max-queue-size") == .integer(12))
+        #expect(value(try result.printed(), "model-name") == .string(""))
     }
 
     @Test func theExampleFileIsValid() throws {
@@ -164,7 +166,8 @@ struct ServeConfigCommandTests {
         #expect(result.status != 0)
         #expect(result.stdout.isEmpty)
         for line in [
-            "config file \(file.path): line 2, column 3: unknown key \"max_batch_size\" (did you mean \"max-batch-size\"?)",
+            "config file \(file.path): line 2, column 3: unknown key \"max_batch_size\" "
+                + "(did you mean \"max-batch-size\"?)",
             "config file \(file.path): line 3, column 3: unknown key \"prot\" (did you mean \"port\"?)",
         ] {
             #expect(result.stderr.contains(line), "\(result.stderr)")
@@ -175,7 +178,10 @@ struct ServeConfigCommandTests {
         let wrongType = try TemporaryFile(#"{"port": "8000"}"#)
         let malformed = try TemporaryFile("{\n  \"port\": 8000,\n}")
         for (file, message) in [
-            (wrongType, "config file \(wrongType.path): line 1, column 2: \"port\" must be an integer, got a string (\"8000\")"),
+            (
+                wrongType,
+                "config file \(wrongType.path): line 1, column 2: \"port\" must be an integer, got a string (\"8000\")"
+            ),
             (malformed, "config file \(malformed.path) is not valid: JSON error at line 3, column 1: unexpected '}'"),
         ] {
             let result = try run(["serve", "--config", file.path])
@@ -200,7 +206,8 @@ struct ServeConfigCommandTests {
 
         let notANumber = try run(["serve"], environment: ["CLIPSERVE_MAX_BATCH_SIZE": "lots"])
         #expect(notANumber.status != 0)
-        #expect(notANumber.stderr.contains("CLIPSERVE_MAX_BATCH_SIZE=lots: expected an integer"), "\(notANumber.stderr)")
+        #expect(
+            notANumber.stderr.contains("CLIPSERVE_MAX_BATCH_SIZE=lots: expected an integer"), "\(notANumber.stderr)")
     }
 
     /// The schema is a hand-written list; this keeps it equal to the options ArgumentParser really parses.
@@ -211,20 +218,18 @@ struct ServeConfigCommandTests {
         #expect(printed.status == 0, "\(printed.stderr)")
         let configured = try printed.printed().filter { !$0.key.hasPrefix("_") }
 
-        guard case let .object(tool) = try JSONValue.parse(help.stdout),
-            case let .object(command)? = value(tool, "command"), case let .array(arguments)? = value(command, "arguments")
-        else {
+        guard case let .array(arguments)? = try JSONValue.parse(help.stdout)["command"]?["arguments"] else {
             Issue.record("unexpected --experimental-dump-help output")
             return
         }
         var real: [String: (kind: String, repeating: Bool, defaultValue: String?)] = [:]
-        for case let .object(argument) in arguments {
-            guard case let .string(kind)? = value(argument, "kind"), case let .object(name)? = value(argument, "preferredName"),
-                case let .string(long)? = value(name, "name"), !["help", "config", "print-config"].contains(long)
+        for argument in arguments {
+            guard case let .string(kind)? = argument["kind"], case let .string(long)? = argument["preferredName"]?["name"],
+                !["help", "config", "print-config"].contains(long)
             else { continue }
             var defaultValue: String?
-            if case let .string(text)? = value(argument, "defaultValue") { defaultValue = text }
-            real[long] = (kind, value(argument, "isRepeating") == .bool(true), defaultValue)
+            if case let .string(text)? = argument["defaultValue"] { defaultValue = text }
+            real[long] = (kind, argument["isRepeating"] == .bool(true), defaultValue)
         }
         #expect(Set(real.keys) == Set(configured.map(\.key)))
         for member in configured {
@@ -235,7 +240,9 @@ struct ServeConfigCommandTests {
             default: #expect(option.kind == "option" && !option.repeating, "\(member.key)")
             }
             if let text = option.defaultValue, Int(text) != nil {
-                #expect(member.value == .integer(Int(text)!), "\(member.key) has an integer default: the schema must say .integer")
+                #expect(
+                    member.value == .integer(Int(text)!),
+                    "\(member.key) has an integer default: the schema must say .integer")
             }
         }
     }
