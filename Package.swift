@@ -32,6 +32,8 @@ let package = Package(
         .target(name: "CBLAS", linkerSettings: [.linkedLibrary("openblas")]),
 
         .target(name: "InferenceCore", swiftSettings: strict),
+        // Command options from CLIPSERVE_* variables and JSON config files, merged into the argument list.
+        .target(name: "CommandConfig", swiftSettings: strict),
         .target(name: "SafeTensors", dependencies: ["InferenceCore"], swiftSettings: strict),
         .target(name: "CPUBackend", dependencies: ["InferenceCore", "CBLAS"], swiftSettings: strict),
         .target(
@@ -71,7 +73,7 @@ let package = Package(
             name: "clipserve",
             dependencies: [
                 "InferenceCore", "SafeTensors", "CLIPModel", "ImageProcessing", "CPUBackend", "CUDABackend",
-                "InferenceRuntime", "ClipServeHTTP",
+                "InferenceRuntime", "ClipServeHTTP", "CommandConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -88,6 +90,7 @@ let package = Package(
             path: "Tests/TestSupport",
             swiftSettings: strict
         ),
+        .testTarget(name: "CommandConfigTests", dependencies: ["CommandConfig"], swiftSettings: strict),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "ImageProcessingTests",

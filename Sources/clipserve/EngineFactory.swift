@@ -37,8 +37,8 @@ enum DeviceSelection: Equatable, Sendable, ExpressibleByArgument {
 
 /// The options every command that runs a model shares: which model, on which backend, how.
 struct ModelOptions: ParsableArguments {
-    /// Default `--model`: `CLIPSERVE_MODEL` when set.
-    static let defaultModel = ProcessInfo.processInfo.environment["CLIPSERVE_MODEL"] ?? "random:ViT-B-32"
+    /// Default `--model` (`CLIPSERVE_MODEL` reaches `--model` through `ConfigurableCommand`).
+    static let defaultModel = "random:ViT-B-32"
 
     @Option(
         help: ArgumentHelp(
@@ -65,12 +65,9 @@ struct ModelOptions: ParsableArguments {
     @Option(help: ArgumentHelp("GPUs to use: all, or ordinals like 0,1.", valueName: "all|0,1"))
     var devices: DeviceSelection = .all
 
-    /// `--cuda-lib-path` directories first, then those of `CLIPSERVE_CUDA_LIB_PATH`.
-    var cudaLibraryPaths: [String] {
-        let fromEnvironment = (ProcessInfo.processInfo.environment["CLIPSERVE_CUDA_LIB_PATH"] ?? "")
-            .split(separator: ":").map(String.init).filter { !$0.isEmpty }
-        return cudaLibPathOptions + fromEnvironment
-    }
+    /// `--cuda-lib-path` directories, in order; `ConfigurableCommand` appends those of `CLIPSERVE_CUDA_LIB_PATH`
+    /// (and of a config file) after the command line's.
+    var cudaLibraryPaths: [String] { cudaLibPathOptions }
 
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }

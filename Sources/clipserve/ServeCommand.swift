@@ -12,7 +12,13 @@ import Logging
 /// SIGINT/SIGTERM, then shuts down gracefully (stop accepting, answer everything accepted, exit 0).
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "serve", abstract: "Serve image embeddings over HTTP (OpenAI, KServe v2 / Triton, /embed).")
+        commandName: "serve", abstract: "Serve image embeddings over HTTP (OpenAI, KServe v2 / Triton, /embed).",
+        discussion: """
+            Every option can also be set in a JSON file (--config FILE, or CLIPSERVE_CONFIG), keyed by its long \
+            name ({"max-batch-size": 64, "no-normalize": true, "cuda-lib-path": ["/a"]}), and in an environment \
+            variable CLIPSERVE_<NAME> (CLIPSERVE_MAX_BATCH_SIZE=64). A flag beats the environment, which beats the \
+            file. --print-config shows the result and where each value came from.
+            """)
 
     @OptionGroup var model: ModelOptions
 
@@ -47,13 +53,15 @@ struct ServeCommand: AsyncParsableCommand {
     var maxImagesPerRequest = 32
 
     @Option(help: "Bearer token required on every route but health and metrics (env CLIPSERVE_API_KEY).")
-    var apiKey: String? = ProcessInfo.processInfo.environment["CLIPSERVE_API_KEY"]
+    var apiKey: String?
 
     @Option(help: "Threads decoding and preprocessing images (default: the processors this process may use).")
     var preprocessThreads: Int?
 
     @Flag(help: "Return embeddings as the model computes them instead of L2-normalised.")
     var noNormalize = false
+
+    @OptionGroup var configFile: ConfigFileOptions
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
