@@ -316,16 +316,19 @@ public final class CUDAExecutionContext: ExecutionContext {
         let useTensorCores = e.dtype != .f32 && k.has(mmaKernel) && mmaShared <= device.maxSharedMemoryPerBlock
             && ProcessInfo.processInfo.environment["CLIPSERVE_SCALAR_ATTENTION"] != "1"
         let attentionKernel = useTensorCores ? mmaKernel : "attention_d\(headWidth)_\(suffix)"
-        // Each warp owns 16 queries; a CTA of 4 to 8 warps stages K/V once. Pick the CTA size that leaves the fewest
-        // idle warps (ties: more warps, fewer K/V stagings): 17 query tiles of ViT-L-14 run as 3 CTAs of 6 warps.
+        // Each warp owns 16 queries at a time; a CTA of 4 to 8 warps stages a head's K/V once. Pick the CTA size that
+        // idles the fewest warps (ties: more warps): 17 query tiles of ViT-L-14 run on 6 warps. With enough
+        // (head, image) pairs to fill the GPU, one CTA walks all of a head's tiles (K/V read once); small batches
+        // spread the tiles over several CTAs instead, one tile per warp.
         let queryTiles = (t + 15) / 16
         let mmaWarps = (4...8).min { a, b in
             let slotsA = (queryTiles + a - 1) / a * a, slotsB = (queryTiles + b - 1) / b * b
             return slotsA != slotsB ? slotsA < slotsB : a > b
         }!
-        let mmaQueries = 16 * mmaWarps
-        let attentionBlock = useTensorCores ? 2 * mmaQueries : queryTile
-        let attentionQueries = useTensorCores ? mmaQueries : queryTile
+        let onePerHead = spec.heads * b >= 4 * device.multiprocessors
+        let tilesPerCTA = onePerHead ? queryTiles : mmaWarps
+        let attentionGridX = useTensorCores ? (queryTiles + tilesPerCTA - 1) / tilesPerCTA : (t + queryTile - 1) / queryTile
+        let attentionBlock = useTensorCores ? 32 * mmaWarps : queryTile
         let attentionShared = useTensorCores ? mmaShared : CUDAKernels.attentionSharedBytes(headWidth: headWidth)
         let scale = 1 / Float(headWidth).squareRoot()
         for (index, block) in e.blocks.enumerated() {
@@ -336,11 +339,13 @@ public final class CUDAExecutionContext: ExecutionContext {
                 "\(label).qkv", m: rows, n: 3 * w, k: w, weight: block.qkvWeight, input: h, output: qkv,
                 outputType: e.dtype, bias: block.qkvBias)
             try mark("gemm qkv")
+            var attentionArguments: [KernelArgument] = [
+                .pointer(qkv.pointer), .pointer(attention.pointer), .int32(Int32(t)), .int32(Int32(spec.heads)),
+                .float(scale)]
+            if useTensorCores { attentionArguments.append(.int32(Int32(tilesPerCTA))) }
             try k.launch(
-                attentionKernel, grid: ((t + attentionQueries - 1) / attentionQueries, spec.heads, b), block: attentionBlock,
-                sharedBytes: attentionShared, stream: s,
-                [.pointer(qkv.pointer), .pointer(attention.pointer), .int32(Int32(t)), .int32(Int32(spec.heads)),
-                 .float(scale)])
+                attentionKernel, grid: (attentionGridX, spec.heads, b), block: attentionBlock,
+                sharedBytes: attentionShared, stream: s, attentionArguments)
             try mark(useTensorCores ? "attention (mma)" : "attention (scalar)")
             try matmul(
                 "\(label).out_proj", m: rows, n: w, k: w, weight: block.outWeight, input: attention, output: x,
