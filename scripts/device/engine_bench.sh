@@ -4,8 +4,9 @@
 # Run from the repository root on the GPU machine with `carry: [".device"]` (see scripts/device/prepare.sh).
 set -u
 D=.device
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT"
+RESULTS=${OUT:-/tmp/out}
+OUT=/tmp/logs  # packed into $RESULTS/logs.tar.gz at the end (only a few files come back from the device)
+mkdir -p "$RESULTS" "$OUT"
 source scripts/device/setup.sh
 start=$(date +%s)
 left() { echo $(( ${BUDGET:-570} - ($(date +%s) - start) )); }
@@ -30,3 +31,4 @@ for l in sys.stdin:
     d=json.loads(l); print(f\"{d['model']:10s} b{d['batch_size']:<5d} {d['images_per_second']:10.1f} img/s  p50 {d['p50_ms']:.3f} ms  p99 {d['p99_ms']:.3f} ms\")"
 echo "==== peers"
 grep -h "img/s\|FAILED" "$OUT"/peers_*.log
+tar -czf "$RESULTS/logs.tar.gz" -C /tmp logs
