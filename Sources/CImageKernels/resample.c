@@ -175,37 +175,54 @@ static inline uint32_t finish_pixel_avx2(__m128i sums) {
     return (uint32_t)_mm_cvtsi128_si32(v);
 }
 
-// 3 or 4 channels: 4 taps per step, two pixels (as 4 x int32 each) per 256-bit register.
+// The byte offset past the furthest read of a row when every sample runs `steps` steps of 16-byte loads.
+static ptrdiff_t horizontal_reach(const int32_t *offset, int outs, int channels, int steps) {
+    ptrdiff_t reach = 0;
+    for (int o = 0; o < outs; o++) {
+        ptrdiff_t end = (ptrdiff_t)offset[o] + (ptrdiff_t)(steps - 1) * 4 * channels + 16;
+        reach = end > reach ? end : reach;
+    }
+    return reach;
+}
+
+// Calls BODY(c, steps) with `c` (3 or 4) and `steps` as constants for the common window sizes, so the tap loop
+// unrolls; other sizes run with a variable step count.
+#define CIK_DISPATCH_STEPS(BODY, c, steps)                                                                              \
+    switch (steps) {                                                                                                   \
+    case 1: BODY(c, 1); break;                                                                                         \
+    case 2: BODY(c, 2); break;                                                                                         \
+    case 3: BODY(c, 3); break;                                                                                         \
+    case 4: BODY(c, 4); break;                                                                                         \
+    case 5: BODY(c, 5); break;                                                                                         \
+    case 6: BODY(c, 6); break;                                                                                         \
+    default: BODY(c, steps); break;                                                                                    \
+    }
+
+// 3 or 4 channels: 4 taps per step, two pixels (as 4 x int32 each) per 256-bit register. Every sample runs the
+// same `steps` (zero weights pad the shorter windows); rows whose furthest read (`reach`) stays inside the source
+// skip the per-sample bounds check.
 __attribute__((target("avx2"), always_inline))
 static inline void horizontal_avx2_body(
-    const uint8_t *src, ptrdiff_t src_stride, const uint8_t *src_end, int rows, int channels,
-    const int32_t *offset, const int32_t *count, const int32_t *coeffs, int ksize, int outs,
-    uint8_t *dst, ptrdiff_t dst_stride) {
-    int kpad = (ksize + 3) & ~3;
-    int32_t *expanded = expand_coeffs(coeffs, count, ksize, outs, kpad);
-    if (!expanded) {
-        horizontal_scalar(src, src_stride, rows, channels, offset, count, coeffs, ksize, outs, dst, dst_stride);
-        return;
-    }
-    // Byte j of lane L of a 16-byte group: pixel (2 * L + j / 4 ... ) in 32-bit lanes; -1 zeroes the byte.
-    const int c = channels;
+    const uint8_t *src, ptrdiff_t src_stride, const uint8_t *src_end, int rows, const int c, const int steps,
+    ptrdiff_t reach, const int32_t *offset, const int32_t *count, const int32_t *coeffs, int ksize, int outs,
+    const int32_t *expanded, int kpad, uint8_t *dst, ptrdiff_t dst_stride) {
+    // Lane 0 of `lo` takes the 1st pixel of a 16-byte group, lane 1 the 2nd; `hi` the 3rd and 4th. -1 zeroes a byte.
 #define Z -1
-    __m256i lo = c == 3
+    const __m256i lo = c == 3
         ? _mm256_setr_epi8(0, Z, Z, Z, 1, Z, Z, Z, 2, Z, Z, Z, Z, Z, Z, Z, 3, Z, Z, Z, 4, Z, Z, Z, 5, Z, Z, Z, Z, Z, Z, Z)
         : _mm256_setr_epi8(0, Z, Z, Z, 1, Z, Z, Z, 2, Z, Z, Z, 3, Z, Z, Z, 4, Z, Z, Z, 5, Z, Z, Z, 6, Z, Z, Z, 7, Z, Z, Z);
-    __m256i hi = c == 3
+    const __m256i hi = c == 3
         ? _mm256_setr_epi8(6, Z, Z, Z, 7, Z, Z, Z, 8, Z, Z, Z, Z, Z, Z, Z, 9, Z, Z, Z, 10, Z, Z, Z, 11, Z, Z, Z, Z, Z, Z, Z)
         : _mm256_setr_epi8(8, Z, Z, Z, 9, Z, Z, Z, 10, Z, Z, Z, 11, Z, Z, Z, 12, Z, Z, Z, 13, Z, Z, Z, 14, Z, Z, Z, 15, Z, Z, Z);
 #undef Z
     for (int r = 0; r < rows; r++) {
         const uint8_t *line = src + r * src_stride;
         uint8_t *out = dst + r * dst_stride;
+        int checked = line + reach > src_end;
         for (int o = 0; o < outs; o++, out += c) {
             const uint8_t *p = line + offset[o];
-            int n = count[o];
-            int steps = (n + 3) >> 2;
-            if (steps == 0 || p + (ptrdiff_t)(steps - 1) * 4 * c + 16 > src_end) {
-                horizontal_pixel_scalar(p, c, coeffs + (ptrdiff_t)o * ksize, n, out);
+            if (checked && p + (ptrdiff_t)(steps - 1) * 4 * c + 16 > src_end) {
+                horizontal_pixel_scalar(p, c, coeffs + (ptrdiff_t)o * ksize, count[o], out);
                 continue;
             }
             const int32_t *e = expanded + (size_t)o * kpad * 4;
@@ -222,20 +239,30 @@ static inline void horizontal_avx2_body(
             store_pixel(out, finish_pixel_avx2(sums), c);
         }
     }
-    free(expanded);
 }
 
-// `channels` as a constant, so each body is compiled for 3 and for 4 channels.
 __attribute__((target("avx2")))
 static void horizontal_avx2(
     const uint8_t *src, ptrdiff_t src_stride, const uint8_t *src_end, int rows, int channels,
     const int32_t *offset, const int32_t *count, const int32_t *coeffs, int ksize, int outs,
     uint8_t *dst, ptrdiff_t dst_stride) {
-    if (channels == 3) {
-        horizontal_avx2_body(src, src_stride, src_end, rows, 3, offset, count, coeffs, ksize, outs, dst, dst_stride);
-    } else {
-        horizontal_avx2_body(src, src_stride, src_end, rows, 4, offset, count, coeffs, ksize, outs, dst, dst_stride);
+    int kpad = (ksize + 3) & ~3, steps = kpad / 4;
+    int32_t *expanded = expand_coeffs(coeffs, count, ksize, outs, kpad);
+    if (!expanded) {
+        horizontal_scalar(src, src_stride, rows, channels, offset, count, coeffs, ksize, outs, dst, dst_stride);
+        return;
     }
+    ptrdiff_t reach = horizontal_reach(offset, outs, channels, steps);
+#define BODY(C, S)                                                                                                     \
+    horizontal_avx2_body(                                                                                              \
+        src, src_stride, src_end, rows, C, S, reach, offset, count, coeffs, ksize, outs, expanded, kpad, dst, dst_stride)
+    if (channels == 3) {
+        CIK_DISPATCH_STEPS(BODY, 3, steps)
+    } else {
+        CIK_DISPATCH_STEPS(BODY, 4, steps)
+    }
+#undef BODY
+    free(expanded);
 }
 
 // One channel: 8 taps per step.
@@ -324,21 +351,14 @@ static void vertical_avx2(
     }
 }
 
-// 3 or 4 channels: 4 taps (one pixel per 128-bit lane) per step.
+// 3 or 4 channels: 4 taps (one pixel per 128-bit lane) per step; otherwise as horizontal_avx2_body.
 __attribute__((target("avx512f,avx512bw"), always_inline))
 static inline void horizontal_avx512_body(
-    const uint8_t *src, ptrdiff_t src_stride, const uint8_t *src_end, int rows, int channels,
-    const int32_t *offset, const int32_t *count, const int32_t *coeffs, int ksize, int outs,
-    uint8_t *dst, ptrdiff_t dst_stride) {
-    int kpad = (ksize + 3) & ~3;
-    int32_t *expanded = expand_coeffs(coeffs, count, ksize, outs, kpad);
-    if (!expanded) {
-        horizontal_scalar(src, src_stride, rows, channels, offset, count, coeffs, ksize, outs, dst, dst_stride);
-        return;
-    }
-    const int c = channels;
+    const uint8_t *src, ptrdiff_t src_stride, const uint8_t *src_end, int rows, const int c, const int steps,
+    ptrdiff_t reach, const int32_t *offset, const int32_t *count, const int32_t *coeffs, int ksize, int outs,
+    const int32_t *expanded, int kpad, uint8_t *dst, ptrdiff_t dst_stride) {
 #define Z -1
-    __m512i select = c == 3
+    const __m512i select = c == 3
         ? _mm512_set_epi8(
             Z, Z, Z, Z, Z, Z, Z, 11, Z, Z, Z, 10, Z, Z, Z, 9,
             Z, Z, Z, Z, Z, Z, Z, 8, Z, Z, Z, 7, Z, Z, Z, 6,
@@ -353,12 +373,11 @@ static inline void horizontal_avx512_body(
     for (int r = 0; r < rows; r++) {
         const uint8_t *line = src + r * src_stride;
         uint8_t *out = dst + r * dst_stride;
+        int checked = line + reach > src_end;
         for (int o = 0; o < outs; o++, out += c) {
             const uint8_t *p = line + offset[o];
-            int n = count[o];
-            int steps = (n + 3) >> 2;
-            if (steps == 0 || p + (ptrdiff_t)(steps - 1) * 4 * c + 16 > src_end) {
-                horizontal_pixel_scalar(p, c, coeffs + (ptrdiff_t)o * ksize, n, out);
+            if (checked && p + (ptrdiff_t)(steps - 1) * 4 * c + 16 > src_end) {
+                horizontal_pixel_scalar(p, c, coeffs + (ptrdiff_t)o * ksize, count[o], out);
                 continue;
             }
             const int32_t *e = expanded + (size_t)o * kpad * 4;
@@ -373,20 +392,30 @@ static inline void horizontal_avx512_body(
             store_pixel(out, finish_pixel_avx2(sums), c);
         }
     }
-    free(expanded);
 }
 
-// `channels` as a constant, so each body is compiled for 3 and for 4 channels.
 __attribute__((target("avx512f,avx512bw")))
 static void horizontal_avx512(
     const uint8_t *src, ptrdiff_t src_stride, const uint8_t *src_end, int rows, int channels,
     const int32_t *offset, const int32_t *count, const int32_t *coeffs, int ksize, int outs,
     uint8_t *dst, ptrdiff_t dst_stride) {
-    if (channels == 3) {
-        horizontal_avx512_body(src, src_stride, src_end, rows, 3, offset, count, coeffs, ksize, outs, dst, dst_stride);
-    } else {
-        horizontal_avx512_body(src, src_stride, src_end, rows, 4, offset, count, coeffs, ksize, outs, dst, dst_stride);
+    int kpad = (ksize + 3) & ~3, steps = kpad / 4;
+    int32_t *expanded = expand_coeffs(coeffs, count, ksize, outs, kpad);
+    if (!expanded) {
+        horizontal_scalar(src, src_stride, rows, channels, offset, count, coeffs, ksize, outs, dst, dst_stride);
+        return;
     }
+    ptrdiff_t reach = horizontal_reach(offset, outs, channels, steps);
+#define BODY(C, S)                                                                                                     \
+    horizontal_avx512_body(                                                                                            \
+        src, src_stride, src_end, rows, C, S, reach, offset, count, coeffs, ksize, outs, expanded, kpad, dst, dst_stride)
+    if (channels == 3) {
+        CIK_DISPATCH_STEPS(BODY, 3, steps)
+    } else {
+        CIK_DISPATCH_STEPS(BODY, 4, steps)
+    }
+#undef BODY
+    free(expanded);
 }
 
 __attribute__((target("avx512f,avx512bw")))
