@@ -175,6 +175,15 @@ static inline uint32_t finish_pixel_avx2(__m128i sums) {
     return (uint32_t)_mm_cvtsi128_si32(v);
 }
 
+// The longest window.
+static int max_count(const int32_t *count, int outs) {
+    int longest = 0;
+    for (int o = 0; o < outs; o++) {
+        longest = count[o] > longest ? count[o] : longest;
+    }
+    return longest;
+}
+
 // The byte offset past the furthest read of a row when every sample runs `steps` steps of 16-byte loads.
 static ptrdiff_t horizontal_reach(const int32_t *offset, int outs, int channels, int steps) {
     ptrdiff_t reach = 0;
@@ -246,7 +255,8 @@ static void horizontal_avx2(
     const uint8_t *src, ptrdiff_t src_stride, const uint8_t *src_end, int rows, int channels,
     const int32_t *offset, const int32_t *count, const int32_t *coeffs, int ksize, int outs,
     uint8_t *dst, ptrdiff_t dst_stride) {
-    int kpad = (ksize + 3) & ~3, steps = kpad / 4;
+    int longest = max_count(count, outs);
+    int kpad = (ksize + 3) & ~3, steps = longest > 0 ? (longest + 3) / 4 : 1;
     int32_t *expanded = expand_coeffs(coeffs, count, ksize, outs, kpad);
     if (!expanded) {
         horizontal_scalar(src, src_stride, rows, channels, offset, count, coeffs, ksize, outs, dst, dst_stride);
@@ -351,45 +361,82 @@ static void vertical_avx2(
     }
 }
 
-// 3 or 4 channels: 4 taps (one pixel per 128-bit lane) per step; otherwise as horizontal_avx2_body.
+// RGB, 5 taps per step: the 15 bytes of 5 pixels widened to 32-bit lanes (the 16th lane's weight is zero), each
+// lane weighted by its pixel's coefficient: rgb5[(o * steps + s) * 16 + j] = k[o][5 * s + j / 3], zero past count[o].
+static int32_t *expand_coeffs_rgb5(const int32_t *coeffs, const int32_t *count, int ksize, int outs, int steps) {
+    int32_t *expanded = aligned_alloc(64, (size_t)outs * (size_t)steps * 16 * sizeof(int32_t));
+    if (!expanded) {
+        return NULL;
+    }
+    for (int o = 0; o < outs; o++) {
+        int32_t *e = expanded + (size_t)o * steps * 16;
+        for (int s = 0; s < steps; s++) {
+            for (int j = 0; j < 16; j++) {
+                int t = 5 * s + j / 3;
+                e[16 * s + j] = j < 15 && t < count[o] ? coeffs[(size_t)o * ksize + t] : 0;
+            }
+        }
+    }
+    return expanded;
+}
+
+// RGB with the 5-tap layout above: lanes j, j + 3, ..., j + 12 of the sums hold channel j's partial sums.
 __attribute__((target("avx512f,avx512bw"), always_inline))
-static inline void horizontal_avx512_body(
-    const uint8_t *src, ptrdiff_t src_stride, const uint8_t *src_end, int rows, const int c, const int steps,
-    ptrdiff_t reach, const int32_t *offset, const int32_t *count, const int32_t *coeffs, int ksize, int outs,
-    const int32_t *expanded, int kpad, uint8_t *dst, ptrdiff_t dst_stride) {
-#define Z -1
-    const __m512i select = c == 3
-        ? _mm512_set_epi8(
-            Z, Z, Z, Z, Z, Z, Z, 11, Z, Z, Z, 10, Z, Z, Z, 9,
-            Z, Z, Z, Z, Z, Z, Z, 8, Z, Z, Z, 7, Z, Z, Z, 6,
-            Z, Z, Z, Z, Z, Z, Z, 5, Z, Z, Z, 4, Z, Z, Z, 3,
-            Z, Z, Z, Z, Z, Z, Z, 2, Z, Z, Z, 1, Z, Z, Z, 0)
-        : _mm512_set_epi8(
-            Z, Z, Z, 15, Z, Z, Z, 14, Z, Z, Z, 13, Z, Z, Z, 12,
-            Z, Z, Z, 11, Z, Z, Z, 10, Z, Z, Z, 9, Z, Z, Z, 8,
-            Z, Z, Z, 7, Z, Z, Z, 6, Z, Z, Z, 5, Z, Z, Z, 4,
-            Z, Z, Z, 3, Z, Z, Z, 2, Z, Z, Z, 1, Z, Z, Z, 0);
-#undef Z
+static inline void horizontal_rgb_avx512_body(
+    const uint8_t *src, ptrdiff_t src_stride, const uint8_t *src_end, int rows, const int steps, ptrdiff_t reach,
+    const int32_t *offset, const int32_t *count, const int32_t *coeffs, int ksize, int outs,
+    const int32_t *expanded, uint8_t *dst, ptrdiff_t dst_stride) {
+    const __m512i zero = _mm512_setzero_si512();
     for (int r = 0; r < rows; r++) {
         const uint8_t *line = src + r * src_stride;
         uint8_t *out = dst + r * dst_stride;
         int checked = line + reach > src_end;
-        for (int o = 0; o < outs; o++, out += c) {
+        for (int o = 0; o < outs; o++, out += 3) {
             const uint8_t *p = line + offset[o];
-            if (checked && p + (ptrdiff_t)(steps - 1) * 4 * c + 16 > src_end) {
-                horizontal_pixel_scalar(p, c, coeffs + (ptrdiff_t)o * ksize, count[o], out);
+            if (checked && p + (ptrdiff_t)(steps - 1) * 15 + 16 > src_end) {
+                horizontal_pixel_scalar(p, 3, coeffs + (ptrdiff_t)o * ksize, count[o], out);
+                continue;
+            }
+            const int32_t *e = expanded + (size_t)o * steps * 16;
+            __m512i acc = _mm512_setzero_si512();
+            for (int s = 0; s < steps; s++, p += 15, e += 16) {
+                __m512i pixels = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
+                acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(pixels, _mm512_load_si512((const void *)e)));
+            }
+            // Lane j (< 3) += lanes j + 3, j + 6, j + 9, j + 12 (shifting zeros in from above).
+            __m512i t = _mm512_add_epi32(acc, _mm512_alignr_epi32(zero, acc, 3));
+            t = _mm512_add_epi32(t, _mm512_alignr_epi32(zero, t, 6));
+            t = _mm512_add_epi32(t, _mm512_alignr_epi32(zero, acc, 12));
+            store_pixel(out, finish_pixel_avx2(_mm512_castsi512_si128(t)), 3);
+        }
+    }
+}
+
+// 4 channels: the 16 bytes of 4 pixels widened to 32-bit lanes, 4 taps per step; otherwise as horizontal_avx2_body.
+__attribute__((target("avx512f,avx512bw"), always_inline))
+static inline void horizontal_rgba_avx512_body(
+    const uint8_t *src, ptrdiff_t src_stride, const uint8_t *src_end, int rows, const int steps, ptrdiff_t reach,
+    const int32_t *offset, const int32_t *count, const int32_t *coeffs, int ksize, int outs,
+    const int32_t *expanded, int kpad, uint8_t *dst, ptrdiff_t dst_stride) {
+    for (int r = 0; r < rows; r++) {
+        const uint8_t *line = src + r * src_stride;
+        uint8_t *out = dst + r * dst_stride;
+        int checked = line + reach > src_end;
+        for (int o = 0; o < outs; o++, out += 4) {
+            const uint8_t *p = line + offset[o];
+            if (checked && p + (ptrdiff_t)(steps - 1) * 16 + 16 > src_end) {
+                horizontal_pixel_scalar(p, 4, coeffs + (ptrdiff_t)o * ksize, count[o], out);
                 continue;
             }
             const int32_t *e = expanded + (size_t)o * kpad * 4;
             __m512i acc = _mm512_setzero_si512();
-            for (int s = 0; s < steps; s++, p += 4 * c, e += 16) {
-                __m512i pixels = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)p));
-                __m512i k = _mm512_load_si512((const void *)e);
-                acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_shuffle_epi8(pixels, select), k));
+            for (int s = 0; s < steps; s++, p += 16, e += 16) {
+                __m512i pixels = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
+                acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(pixels, _mm512_load_si512((const void *)e)));
             }
             __m256i half = _mm256_add_epi32(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1));
             __m128i sums = _mm_add_epi32(_mm256_castsi256_si128(half), _mm256_extracti128_si256(half, 1));
-            store_pixel(out, finish_pixel_avx2(sums), c);
+            store_pixel(out, finish_pixel_avx2(sums), 4);
         }
     }
 }
@@ -399,21 +446,38 @@ static void horizontal_avx512(
     const uint8_t *src, ptrdiff_t src_stride, const uint8_t *src_end, int rows, int channels,
     const int32_t *offset, const int32_t *count, const int32_t *coeffs, int ksize, int outs,
     uint8_t *dst, ptrdiff_t dst_stride) {
-    int kpad = (ksize + 3) & ~3, steps = kpad / 4;
-    int32_t *expanded = expand_coeffs(coeffs, count, ksize, outs, kpad);
-    if (!expanded) {
-        horizontal_scalar(src, src_stride, rows, channels, offset, count, coeffs, ksize, outs, dst, dst_stride);
+    int longest = max_count(count, outs);
+    if (channels == 3) {
+        int steps = longest > 0 ? (longest + 4) / 5 : 1;
+        int32_t *expanded = expand_coeffs_rgb5(coeffs, count, ksize, outs, steps);
+        if (!expanded) {
+            horizontal_scalar(src, src_stride, rows, 3, offset, count, coeffs, ksize, outs, dst, dst_stride);
+            return;
+        }
+        ptrdiff_t reach = 0;
+        for (int o = 0; o < outs; o++) {
+            ptrdiff_t end = (ptrdiff_t)offset[o] + (ptrdiff_t)(steps - 1) * 15 + 16;
+            reach = end > reach ? end : reach;
+        }
+#define BODY(C, S)                                                                                                     \
+    horizontal_rgb_avx512_body(                                                                                        \
+        src, src_stride, src_end, rows, S, reach, offset, count, coeffs, ksize, outs, expanded, dst, dst_stride)
+        CIK_DISPATCH_STEPS(BODY, 3, steps)
+#undef BODY
+        free(expanded);
         return;
     }
-    ptrdiff_t reach = horizontal_reach(offset, outs, channels, steps);
-#define BODY(C, S)                                                                                                     \
-    horizontal_avx512_body(                                                                                            \
-        src, src_stride, src_end, rows, C, S, reach, offset, count, coeffs, ksize, outs, expanded, kpad, dst, dst_stride)
-    if (channels == 3) {
-        CIK_DISPATCH_STEPS(BODY, 3, steps)
-    } else {
-        CIK_DISPATCH_STEPS(BODY, 4, steps)
+    int kpad = (ksize + 3) & ~3, steps = longest > 0 ? (longest + 3) / 4 : 1;
+    int32_t *expanded = expand_coeffs(coeffs, count, ksize, outs, kpad);
+    if (!expanded) {
+        horizontal_scalar(src, src_stride, rows, 4, offset, count, coeffs, ksize, outs, dst, dst_stride);
+        return;
     }
+    ptrdiff_t reach = horizontal_reach(offset, outs, 4, steps);
+#define BODY(C, S)                                                                                                     \
+    horizontal_rgba_avx512_body(                                                                                       \
+        src, src_stride, src_end, rows, S, reach, offset, count, coeffs, ksize, outs, expanded, kpad, dst, dst_stride)
+    CIK_DISPATCH_STEPS(BODY, 4, steps)
 #undef BODY
     free(expanded);
 }
