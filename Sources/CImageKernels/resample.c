@@ -34,9 +34,12 @@ cik_kernel cik_best_kernel(void) {
 }
 
 cik_kernel cik_resolve_kernel(cik_kernel requested) {
-    static int best = -1;  // benign race: every thread computes the same value
+    // Every thread computes the same value, so relaxed atomics suffice (and keep ThreadSanitizer quiet).
+    static int cached = -1;
+    int best = __atomic_load_n(&cached, __ATOMIC_RELAXED);
     if (best < 0) {
         best = (int)cik_best_kernel();
+        __atomic_store_n(&cached, best, __ATOMIC_RELAXED);
     }
     if (requested == CIK_KERNEL_AUTO || (int)requested > best) {
         return (cik_kernel)best;
