@@ -140,11 +140,11 @@ enum Resampler {
                     rowBytes: middleRowBytes, axis: vertical, dst: dst, kernel: kernel)
             }
             return middle.withUnsafeBufferPointer { mid in
-                uninitializedBytes(outRowBytes * rows.count) { dst in
+                guard let m = mid.baseAddress else { return [] }
+                return uninitializedBytes(outRowBytes * rows.count) { dst in
                     horizontalPass(
-                        mid.baseAddress!, end: mid.baseAddress! + mid.count, stride: middleRowBytes, rows: rows.count,
-                        channels: channels, axis: horizontal, inputColumnBase: sourceColumns.lowerBound, dst: dst,
-                        kernel: kernel)
+                        m, end: m + mid.count, stride: middleRowBytes, rows: rows.count, channels: channels,
+                        axis: horizontal, inputColumnBase: sourceColumns.lowerBound, dst: dst, kernel: kernel)
                 }
             }
         }
@@ -176,10 +176,11 @@ enum Resampler {
         }
         guard let vertical else { return horizontalOut }
         return horizontalOut.withUnsafeBufferPointer { middle in
-            uninitializedBytes(outRowBytes * rows.count) { dst in
+            guard let m = middle.baseAddress else { return [] }
+            return uninitializedBytes(outRowBytes * rows.count) { dst in
                 verticalPass(
-                    middle.baseAddress!, stride: outRowBytes, firstRow: sourceRows.lowerBound, rowBytes: outRowBytes,
-                    axis: vertical, dst: dst, kernel: kernel)
+                    m, stride: outRowBytes, firstRow: sourceRows.lowerBound, rowBytes: outRowBytes, axis: vertical,
+                    dst: dst, kernel: kernel)
             }
         }
     }
