@@ -30,6 +30,8 @@ let package = Package(
             linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16"), .linkedLibrary("webp")]
         ),
         .target(name: "CBLAS", linkerSettings: [.linkedLibrary("openblas")]),
+        // Pillow's fixed-point resampling passes, scalar plus AVX2 / AVX-512BW picked at run time.
+        .target(name: "CImageKernels"),
 
         .target(name: "InferenceCore", swiftSettings: strict),
         // Command options from CLIPSERVE_* variables and JSON config files, merged into the argument list.
@@ -43,7 +45,8 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "CLIPModel", dependencies: ["InferenceCore", "SafeTensors"], swiftSettings: strict),
-        .target(name: "ImageProcessing", dependencies: ["InferenceCore", "CImageCodecs"], swiftSettings: strict),
+        .target(
+            name: "ImageProcessing", dependencies: ["InferenceCore", "CImageCodecs", "CImageKernels"], swiftSettings: strict),
         .target(
             name: "InferenceRuntime",
             dependencies: [

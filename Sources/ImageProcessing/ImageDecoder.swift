@@ -113,10 +113,12 @@ public enum ImageDecoder {
             y1 = min(h, rows.upperBound + margin)
         }
         let stride = Int(windowWidth) * mode.bytesPerPixel
-        var pixels = [UInt8](repeating: 0, count: stride * (y1 - y0))
         guard cic_jpeg_skip_scanlines(jpeg, Int32(y0)) == 0 else { throw failure("skipping scanlines") }
-        let status = pixels.withUnsafeMutableBufferPointer {
-            cic_jpeg_read_scanlines(jpeg, $0.baseAddress, stride, Int32(y1 - y0))
+        var status: Int32 = 0
+        // libjpeg writes every byte (or the array is dropped with the error), so it starts uninitialised.
+        var pixels = [UInt8](unsafeUninitializedCapacity: stride * (y1 - y0)) { buffer, initialized in
+            status = cic_jpeg_read_scanlines(jpeg, buffer.baseAddress, stride, Int32(y1 - y0))
+            initialized = buffer.count
         }
         guard status == 0 else { throw failure("decoding scanlines") }
         // Read through the remaining rows too: Pillow refuses a file that ends before its last scanline.

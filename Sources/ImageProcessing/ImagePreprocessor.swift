@@ -49,8 +49,25 @@ public struct ImagePreprocessor: Sendable {
     /// Decodes and preprocesses `bytes`, writing `3 * S * S` normalised floats (channel-major) into `output`.
     public func process(_ bytes: UnsafeRawBufferPointer, into output: UnsafeMutableBufferPointer<Float>) throws(ImageError) {
         guard output.count == outputCount else { throw .outputSize(expected: outputCount, got: output.count) }
-        let planes = try render(decodeWindow(bytes))
+        let window = try decodeWindow(bytes)
         let plane = config.size * config.size
+        guard let base = output.baseAddress else { return }
+        // The common case (RGB filling the whole square): the resized pixels go through the table straight into the
+        // output; other modes and padding take the planar byte path first.
+        if let region = try rgbSquare(window) {
+            region.withUnsafeBufferPointer { src in
+                table.withUnsafeBufferPointer { lut in
+                    guard let p = src.baseAddress, let t = lut.baseAddress else { return }
+                    for i in 0..<plane {
+                        base[i] = t[Int(p[3 * i])]
+                        base[plane + i] = t[256 + Int(p[3 * i + 1])]
+                        base[2 * plane + i] = t[512 + Int(p[3 * i + 2])]
+                    }
+                }
+            }
+            return
+        }
+        let planes = try render(window)
         planes.withUnsafeBufferPointer { src in
             table.withUnsafeBufferPointer { lut in
                 for c in 0..<3 {
@@ -60,6 +77,19 @@ public struct ImagePreprocessor: Sendable {
                 }
             }
         }
+    }
+
+    /// The resized `S x S` RGB pixels (interleaved) when the image is RGB and covers the whole output, else nil.
+    private func rgbSquare(_ window: ImageDecoder.Window) throws(ImageError) -> [UInt8]? {
+        guard window.image.mode == .RGB, config.pipeline == .openCLIP || window.image.transparentColor == nil else {
+            return nil
+        }
+        try validate()
+        let g = geometry(width: window.fullWidth, height: window.fullHeight)
+        guard g.resizedWidth >= 1, g.resizedHeight >= 1 else { return nil }
+        let (columns, rows) = outputSpan(g)
+        guard columns.count == config.size, rows.count == config.size else { return nil }
+        return resizedRegion(window, window.image, g, columns: columns, rows: rows)
     }
 
     /// Decodes and preprocesses `bytes` into a new `[3, S, S]` array.

@@ -1,3 +1,5 @@
+import CImageKernels
+
 /// Pillow's separable bicubic resampling (`src/libImaging/Resample.c`), reproduced to the bit.
 ///
 /// Coefficients come from `precompute_coeffs` (antialiased support `2 * max(in/out, 1)`, a = -0.5, taps centred at
@@ -79,8 +81,29 @@ struct ResampleAxis {
     }
 }
 
+/// Which implementation of the 8-bit passes runs; every one gives the same bytes.
+enum ResampleKernel: CaseIterable, Sendable {
+    /// The fastest the CPU supports (AVX-512BW, AVX2, else portable C).
+    case automatic
+    case scalar
+    case avx2
+    case avx512
+
+    var c: cik_kernel {
+        switch self {
+        case .automatic: CIK_KERNEL_AUTO
+        case .scalar: CIK_KERNEL_SCALAR
+        case .avx2: CIK_KERNEL_AVX2
+        case .avx512: CIK_KERNEL_AVX512
+        }
+    }
+
+    /// Whether this CPU runs this kernel itself rather than a slower fallback.
+    var isSupported: Bool { self == .automatic || cik_resolve_kernel(c) == c }
+}
+
 enum Resampler {
-    static let precisionBits = 22
+    static let precisionBits = Int(CIK_PRECISION_BITS)
 
     /// Pillow 13 (python-pillow/Pillow#9549) runs the vertical pass first when the height shrinks by more than
     /// twice as many pixels as the width does.
@@ -89,218 +112,113 @@ enum Resampler {
         (height - outHeight) > 0 && (height - outHeight) > (width - outWidth) * 2
     }
 
-    @inline(__always)
-    static func clip8(_ value: Int32) -> UInt8 {
-        let shifted = value >> Int32(precisionBits)
-        return shifted <= 0 ? 0 : shifted >= 255 ? 255 : UInt8(truncatingIfNeeded: shifted)
-    }
-
     /// Resizes an 8-bit interleaved image (`channels` bytes a pixel) of `width x height` to `outWidth x outHeight`,
     /// computing only the output pixels in `columns x rows`; returns them packed, `columns.count * channels` bytes a
     /// row. `src` may hold only a window of the source whose top-left pixel is (`originX`, `originY`), rows
-    /// `stride` bytes apart; it must cover every source pixel those outputs read.
+    /// `stride` bytes apart; it must cover every source pixel those outputs read. Every output pixel depends only on
+    /// its own row's and column's coefficients, so skipping the others gives Pillow's pixels for the kept ones.
     static func resample8(
         _ src: UnsafeBufferPointer<UInt8>, width: Int, height: Int, channels: Int,
         outWidth: Int, outHeight: Int, columns: Range<Int>, rows: Range<Int>,
-        originX: Int = 0, originY: Int = 0, stride: Int? = nil
+        originX: Int = 0, originY: Int = 0, stride: Int? = nil, kernel: ResampleKernel = .automatic
     ) -> [UInt8] {
         let srcStride = stride ?? width * channels
         let needHorizontal = outWidth != width
         let needVertical = outHeight != height
         let outRowBytes = columns.count * channels
-        var out = [UInt8](repeating: 0, count: outRowBytes * rows.count)
+        guard !columns.isEmpty, !rows.isEmpty, let base = src.baseAddress else { return [] }
+        let srcEnd = base + src.count
 
         if needHorizontal && needVertical && verticalFirst(width, height, outWidth, outHeight) {
             let horizontal = ResampleAxis(inSize: width, outSize: outWidth, outputs: columns)
             let vertical = ResampleAxis(inSize: height, outSize: outHeight, outputs: rows)
             let sourceColumns = horizontal.inputSpan
             let middleRowBytes = sourceColumns.count * channels
-            var middle = [UInt8](repeating: 0, count: middleRowBytes * rows.count)
-            let verticalFixed = vertical.fixedPoint(), horizontalFixed = horizontal.fixedPoint()
-            middle.withUnsafeMutableBufferPointer { dst in
-                verticalFixed.withUnsafeBufferPointer { k in
-                    verticalPass(
-                        src, stride: srcStride, firstRow: originY,
-                        columnOffset: (sourceColumns.lowerBound - originX) * channels,
-                        rowBytes: middleRowBytes, axis: vertical, k: k, rows: rows, dst: dst)
+            let middle = uninitializedBytes(middleRowBytes * rows.count) { dst in
+                verticalPass(
+                    base + (sourceColumns.lowerBound - originX) * channels, stride: srcStride, firstRow: originY,
+                    rowBytes: middleRowBytes, axis: vertical, dst: dst, kernel: kernel)
+            }
+            return middle.withUnsafeBufferPointer { mid in
+                guard let m = mid.baseAddress else { return [] }
+                return uninitializedBytes(outRowBytes * rows.count) { dst in
+                    horizontalPass(
+                        m, end: m + mid.count, stride: middleRowBytes, rows: rows.count, channels: channels,
+                        axis: horizontal, inputColumnBase: sourceColumns.lowerBound, dst: dst, kernel: kernel)
                 }
             }
-            middle.withUnsafeBufferPointer { mid in
-                out.withUnsafeMutableBufferPointer { dst in
-                    horizontalFixed.withUnsafeBufferPointer { k in
-                        horizontalPass(
-                            mid, stride: middleRowBytes, rows: 0..<rows.count, rowBase: 0, channels: channels,
-                            axis: horizontal, k: k, columns: columns, dst: dst, inputColumnBase: sourceColumns.lowerBound)
-                    }
-                }
-            }
-            return out
         }
 
         let vertical = needVertical ? ResampleAxis(inSize: height, outSize: outHeight, outputs: rows) : nil
         let sourceRows = vertical?.inputSpan ?? rows
-        // Horizontal pass over the source rows the vertical pass will read.
-        var horizontalOut: [UInt8] = []
-        if needHorizontal {
-            let axis = ResampleAxis(inSize: width, outSize: outWidth, outputs: columns)
-            let fixed = axis.fixedPoint()
-            horizontalOut = [UInt8](repeating: 0, count: outRowBytes * sourceRows.count)
-            horizontalOut.withUnsafeMutableBufferPointer { dst in
-                fixed.withUnsafeBufferPointer { k in
-                    horizontalPass(
-                        src, stride: srcStride, rows: sourceRows, rowBase: originY, channels: channels, axis: axis,
-                        k: k, columns: columns, dst: dst, inputColumnBase: originX)
-                }
-            }
-        }
-        // The vertical pass reads either the horizontal output or the source window.
-        let middleStride = needHorizontal ? outRowBytes : srcStride
-        let middleFirstRow = needHorizontal ? sourceRows.lowerBound : originY
-        let middleColumnOffset = needHorizontal ? 0 : (columns.lowerBound - originX) * channels
-        horizontalOut.withUnsafeBufferPointer { horizontal in
-            let middle = needHorizontal ? horizontal : src
-            out.withUnsafeMutableBufferPointer { dst in
+        guard needHorizontal else {
+            // Vertical pass (or a plain copy) straight from the source window.
+            let origin = base + (columns.lowerBound - originX) * channels
+            return uninitializedBytes(outRowBytes * rows.count) { dst in
                 if let vertical {
-                    let fixed = vertical.fixedPoint()
-                    fixed.withUnsafeBufferPointer { k in
-                        verticalPass(
-                            middle, stride: middleStride, firstRow: middleFirstRow, columnOffset: middleColumnOffset,
-                            rowBytes: outRowBytes, axis: vertical, k: k, rows: rows, dst: dst)
-                    }
+                    verticalPass(
+                        origin, stride: srcStride, firstRow: originY, rowBytes: outRowBytes, axis: vertical, dst: dst,
+                        kernel: kernel)
                 } else {
-                    for (i, y) in rows.enumerated() {
-                        let from = (y - middleFirstRow) * middleStride + middleColumnOffset
-                        for b in 0..<outRowBytes { dst[i * outRowBytes + b] = middle[from + b] }
+                    for (r, y) in rows.enumerated() {
+                        (dst + r * outRowBytes).update(from: origin + (y - originY) * srcStride, count: outRowBytes)
                     }
                 }
             }
         }
-        return out
+        // Horizontal pass over the source rows the vertical pass will read, then the vertical pass.
+        let axis = ResampleAxis(inSize: width, outSize: outWidth, outputs: columns)
+        let horizontalOut = uninitializedBytes(outRowBytes * sourceRows.count) { dst in
+            horizontalPass(
+                base + (sourceRows.lowerBound - originY) * srcStride, end: srcEnd, stride: srcStride,
+                rows: sourceRows.count, channels: channels, axis: axis, inputColumnBase: originX, dst: dst,
+                kernel: kernel)
+        }
+        guard let vertical else { return horizontalOut }
+        return horizontalOut.withUnsafeBufferPointer { middle in
+            guard let m = middle.baseAddress else { return [] }
+            return uninitializedBytes(outRowBytes * rows.count) { dst in
+                verticalPass(
+                    m, stride: outRowBytes, firstRow: sourceRows.lowerBound, rowBytes: outRowBytes, axis: vertical,
+                    dst: dst, kernel: kernel)
+            }
+        }
     }
 
+    /// A byte array of `count` elements whose every element `body` writes.
+    private static func uninitializedBytes(_ count: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Void) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            if let base = buffer.baseAddress, count > 0 { body(base) }
+            initialized = count
+        }
+    }
+
+    /// `axis.outputs.count` samples from each of `rows` rows starting at `src` (`stride` bytes apart), whose byte 0 is
+    /// source column `inputColumnBase`. `end` bounds the kernel's reads.
     private static func horizontalPass(
-        _ src: UnsafeBufferPointer<UInt8>, stride: Int, rows: Range<Int>, rowBase: Int, channels: Int, axis: ResampleAxis,
-        k: UnsafeBufferPointer<Int32>, columns: Range<Int>, dst: UnsafeMutableBufferPointer<UInt8>,
-        inputColumnBase: Int = 0
+        _ src: UnsafePointer<UInt8>, end: UnsafePointer<UInt8>, stride: Int, rows: Int, channels: Int,
+        axis: ResampleAxis, inputColumnBase: Int, dst: UnsafeMutablePointer<UInt8>, kernel: ResampleKernel
     ) {
-        let bias = Int32(1) << Int32(precisionBits - 1)
-        let ksize = axis.ksize
-        let outRowBytes = columns.count * channels
-        guard let s = src.baseAddress, let d = dst.baseAddress, let kk = k.baseAddress else { return }
-        axis.first.withUnsafeBufferPointer { first in
-            axis.count.withUnsafeBufferPointer { count in
-                var r = 0
-                if channels == 3 {
-                    // RGB, two rows at a time: each coefficient is loaded once for both (same sums, same order).
-                    while r + 1 < rows.count {
-                        let line0 = s + (rows.lowerBound + r - rowBase) * stride
-                        let line1 = line0 + stride
-                        var out0 = d + r * outRowBytes
-                        var out1 = out0 + outRowBytes
-                        for slot in 0..<columns.count {
-                            let n = count[slot]
-                            let w = kk + slot * ksize
-                            let offset = (first[slot] - inputColumnBase) * 3
-                            var p0 = line0 + offset, p1 = line1 + offset
-                            var a0 = bias, a1 = bias, a2 = bias, b0 = bias, b1 = bias, b2 = bias
-                            for t in 0..<n {
-                                let c = w[t]
-                                a0 &+= Int32(p0[0]) &* c
-                                a1 &+= Int32(p0[1]) &* c
-                                a2 &+= Int32(p0[2]) &* c
-                                b0 &+= Int32(p1[0]) &* c
-                                b1 &+= Int32(p1[1]) &* c
-                                b2 &+= Int32(p1[2]) &* c
-                                p0 += 3
-                                p1 += 3
-                            }
-                            out0[0] = clip8(a0)
-                            out0[1] = clip8(a1)
-                            out0[2] = clip8(a2)
-                            out1[0] = clip8(b0)
-                            out1[1] = clip8(b1)
-                            out1[2] = clip8(b2)
-                            out0 += 3
-                            out1 += 3
-                        }
-                        r += 2
-                    }
-                }
-                for (r, y) in rows.enumerated().dropFirst(r) {
-                    let line = s + (y - rowBase) * stride
-                    var out = d + r * outRowBytes
-                    for slot in 0..<columns.count {
-                        let xmin = first[slot], n = count[slot]
-                        let w = kk + slot * ksize
-                        var p = line + (xmin - inputColumnBase) * channels
-                        switch channels {
-                        case 1:
-                            var s0 = bias
-                            for t in 0..<n { s0 &+= Int32(p[t]) &* w[t] }
-                            out[0] = clip8(s0)
-                        case 3:
-                            var s0 = bias, s1 = bias, s2 = bias
-                            for t in 0..<n {
-                                let c = w[t]
-                                s0 &+= Int32(p[0]) &* c
-                                s1 &+= Int32(p[1]) &* c
-                                s2 &+= Int32(p[2]) &* c
-                                p += 3
-                            }
-                            out[0] = clip8(s0)
-                            out[1] = clip8(s1)
-                            out[2] = clip8(s2)
-                        case 4:
-                            var s0 = bias, s1 = bias, s2 = bias, s3 = bias
-                            for t in 0..<n {
-                                let c = w[t]
-                                s0 &+= Int32(p[0]) &* c
-                                s1 &+= Int32(p[1]) &* c
-                                s2 &+= Int32(p[2]) &* c
-                                s3 &+= Int32(p[3]) &* c
-                                p += 4
-                            }
-                            out[0] = clip8(s0)
-                            out[1] = clip8(s1)
-                            out[2] = clip8(s2)
-                            out[3] = clip8(s3)
-                        default:
-                            for c in 0..<channels {
-                                var acc = bias
-                                for t in 0..<n { acc &+= Int32(p[t * channels + c]) &* w[t] }
-                                out[c] = clip8(acc)
-                            }
-                        }
-                        out += channels
-                    }
-                }
-            }
-        }
+        let outs = axis.outputs.count
+        let offsets = axis.first.map { Int32(($0 - inputColumnBase) * channels) }
+        let counts = axis.count.map { Int32($0) }
+        let fixed = axis.fixedPoint()
+        cik_horizontal_u8(
+            src, stride, end, Int32(rows), Int32(channels), offsets, counts, fixed, Int32(axis.ksize), Int32(outs),
+            dst, outs * channels, kernel.c)
     }
 
+    /// Rows `axis.outputs` of `rowBytes` bytes each; `src` is the start of the row holding source row `firstRow`.
     private static func verticalPass(
-        _ src: UnsafeBufferPointer<UInt8>, stride: Int, firstRow: Int, columnOffset: Int, rowBytes: Int,
-        axis: ResampleAxis, k: UnsafeBufferPointer<Int32>, rows: Range<Int>, dst: UnsafeMutableBufferPointer<UInt8>
+        _ src: UnsafePointer<UInt8>, stride: Int, firstRow: Int, rowBytes: Int, axis: ResampleAxis,
+        dst: UnsafeMutablePointer<UInt8>, kernel: ResampleKernel
     ) {
-        let bias = Int32(1) << Int32(precisionBits - 1)
-        guard let s = src.baseAddress, let d = dst.baseAddress, let kk = k.baseAddress else { return }
-        var acc = [Int32](repeating: 0, count: rowBytes)
-        acc.withUnsafeMutableBufferPointer { accBuffer in
-            guard let a = accBuffer.baseAddress else { return }
-            for (r, yy) in rows.enumerated() {
-                for i in 0..<rowBytes { a[i] = bias }
-                let slot = yy - axis.outputs.lowerBound
-                let ymin = axis.first[slot], n = axis.count[slot]
-                let w = kk + slot * axis.ksize
-                for t in 0..<n {
-                    let c = w[t]
-                    let line = s + (ymin + t - firstRow) * stride + columnOffset
-                    for i in 0..<rowBytes { a[i] &+= Int32(line[i]) &* c }
-                }
-                let out = d + r * rowBytes
-                for i in 0..<rowBytes { out[i] = clip8(a[i]) }
-            }
-        }
+        let firsts = axis.first.map { Int32($0 - firstRow) }
+        let counts = axis.count.map { Int32($0) }
+        let fixed = axis.fixedPoint()
+        cik_vertical_u8(
+            src, stride, Int32(rowBytes), firsts, counts, fixed, Int32(axis.ksize), Int32(axis.outputs.count),
+            dst, rowBytes, kernel.c)
     }
 
     /// Resizes 16-bit gray (Pillow mode I;16) with double-precision weights, clamping each pass to [0, 65535].
