@@ -30,10 +30,12 @@ let package = Package(
             linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16"), .linkedLibrary("webp")]
         ),
         .target(name: "CBLAS", linkerSettings: [.linkedLibrary("openblas")]),
+        // The CPU backend's AVX-512 GEMM and epilogues (real code, selected at run time).
+        .target(name: "CKernels"),
 
         .target(name: "InferenceCore", swiftSettings: strict),
         .target(name: "SafeTensors", dependencies: ["InferenceCore"], swiftSettings: strict),
-        .target(name: "CPUBackend", dependencies: ["InferenceCore", "CBLAS"], swiftSettings: strict),
+        .target(name: "CPUBackend", dependencies: ["InferenceCore", "CBLAS", "CKernels"], swiftSettings: strict),
         .target(
             name: "CUDABackend",
             dependencies: ["InferenceCore", "CCUDA"],

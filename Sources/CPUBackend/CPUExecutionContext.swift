@@ -96,7 +96,8 @@ public final class CPUExecutionContext: ExecutionContext {
         time("gemm_patch") {
             parallelGEMM(
                 m: b * grid2, n: w, k: spec.patchDim, a: ws.patches, lda: spec.patchDim,
-                b: e.patchEmbedding, ldb: spec.patchDim, transposeB: true, c: ws.mlp, ldc: w, threads: threads)
+                b: e.patchEmbedding, ldb: spec.patchDim, transposeB: true, c: ws.mlp, ldc: w, threads: threads,
+                kernels: e.kernels)
         }
         // Class token first, then the patches, plus the positional embedding.
         time("embeddings") {
@@ -124,21 +125,25 @@ public final class CPUExecutionContext: ExecutionContext {
                     // K and V for every token, Q for the class tokens only.
                     parallelGEMM(
                         m: rows, n: 2 * w, k: w, a: ws.h, lda: w, b: block.qkvWeight + w * w, ldb: w, transposeB: true,
-                        c: ws.qkv + w, ldc: 3 * w, epilogue: .bias(block.qkvBias + w), threads: threads)
+                        c: ws.qkv + w, ldc: 3 * w, epilogue: .bias(block.qkvBias + w), threads: threads,
+                        kernels: e.kernels)
                     parallelGEMM(
                         m: b, n: w, k: w, a: ws.h, lda: t * w, b: block.qkvWeight, ldb: w, transposeB: true,
-                        c: ws.qkv, ldc: t * 3 * w, epilogue: .bias(block.qkvBias), threads: threads)
+                        c: ws.qkv, ldc: t * 3 * w, epilogue: .bias(block.qkvBias), threads: threads,
+                        kernels: e.kernels)
                 } else {
                     parallelGEMM(
                         m: rows, n: 3 * w, k: w, a: ws.h, lda: w, b: block.qkvWeight, ldb: w, transposeB: true,
-                        c: ws.qkv, ldc: 3 * w, epilogue: .bias(block.qkvBias), threads: threads)
+                        c: ws.qkv, ldc: 3 * w, epilogue: .bias(block.qkvBias), threads: threads,
+                        kernels: e.kernels)
                 }
             }
             time("attention") { attention(count: b, queries: classOnly ? 1 : t) }
             time("gemm_out_proj") {
                 parallelGEMM(
                     m: keptRows, n: w, k: w, a: ws.attention, lda: keptStride, b: block.outWeight, ldb: w,
-                    transposeB: true, beta: 1, c: ws.x, ldc: keptStride, epilogue: .bias(block.outBias), threads: threads)
+                    transposeB: true, beta: 1, c: ws.x, ldc: keptStride, epilogue: .bias(block.outBias), threads: threads,
+                    kernels: e.kernels)
             }
             time("layernorm") {
                 layerNorm(ws.x, keptStride, into: ws.h, keptStride, rows: keptRows, block.ln2Weight, block.ln2Bias, eps)
@@ -146,12 +151,14 @@ public final class CPUExecutionContext: ExecutionContext {
             time("gemm_fc1_act") {
                 parallelGEMM(
                     m: keptRows, n: m, k: w, a: ws.h, lda: keptStride, b: block.fc1Weight, ldb: w, transposeB: true,
-                    c: ws.mlp, ldc: m, epilogue: .biasActivation(block.fc1Bias, spec.activation), threads: threads)
+                    c: ws.mlp, ldc: m, epilogue: .biasActivation(block.fc1Bias, spec.activation), threads: threads,
+                    kernels: e.kernels)
             }
             time("gemm_fc2") {
                 parallelGEMM(
                     m: keptRows, n: w, k: m, a: ws.mlp, lda: m, b: block.fc2Weight, ldb: m, transposeB: true,
-                    beta: 1, c: ws.x, ldc: keptStride, epilogue: .bias(block.fc2Bias), threads: threads)
+                    beta: 1, c: ws.x, ldc: keptStride, epilogue: .bias(block.fc2Bias), threads: threads,
+                    kernels: e.kernels)
             }
             if !classOnly { capture?("resblocks.\(index)", [b, t, w], ws.x) }
         }
@@ -161,7 +168,8 @@ public final class CPUExecutionContext: ExecutionContext {
         time("gemm_proj") {
             parallelGEMM(
                 m: b, n: spec.embedDim, k: w, a: ws.pooled, lda: w, b: e.projection, ldb: spec.embedDim,
-                transposeB: false, c: output, ldc: spec.embedDim, threads: threads)
+                transposeB: false, c: output, ldc: spec.embedDim, threads: threads,
+                kernels: e.kernels)
         }
     }
 
