@@ -101,7 +101,7 @@ let package = Package(
             dependencies: ["CLIPModel", "CPUBackend", "SafeTensors", "ImageProcessing", "TestSupport"],
             swiftSettings: strict
         ),
-        .testTarget(name: "CPUBackendTests", dependencies: ["CPUBackend", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "CPUBackendTests", dependencies: ["CPUBackend", "CKernels", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "CUDABackendTests", dependencies: ["CUDABackend", "CPUBackend", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "InferenceRuntimeTests",

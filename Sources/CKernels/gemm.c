@@ -9,6 +9,7 @@
 // keeps the baseline x86-64 target and AVX2-only CPUs never execute it (callers check ck_avx512_available()).
 #include "CKernels.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -249,6 +250,67 @@ CK_TARGET void ck_sgemm(int m, int n0, int n1, int k, const float *a, long lda, 
     free(packed);
 }
 
+// MARK: Attention and LayerNorm
+
+CK_TARGET void ck_attention_head(int queries, int tokens, int head_width, const float *q, const float *k,
+                                 const float *v, long ld, float scale, float *out, long ldo, float *scratch) {
+    // S = Q·Kᵀ, then each row: p = exp(scale·(s − max)) / Σ, then O = P·V.
+    ck_sgemm(queries, 0, tokens, head_width, q, ld, k, ld, 1, scratch, tokens, 0, NULL, CK_EPILOGUE_NONE);
+    __m512 vscale = _mm512_set1_ps(scale);
+    for (int i = 0; i < queries; i++) {
+        float *s = scratch + (long)i * tokens;
+        __m512 vmax = _mm512_set1_ps(-INFINITY);
+        for (int j = 0; j < tokens; j += 16) {
+            __mmask16 mask = tokens - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (tokens - j)) - 1);
+            vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), mask, s + j));
+        }
+        __m512 shift = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+        __m512 vsum = _mm512_setzero_ps();
+        for (int j = 0; j < tokens; j += 16) {
+            __mmask16 mask = tokens - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (tokens - j)) - 1);
+            __m512 e = ck_exp(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, s + j), shift), vscale));
+            e = _mm512_maskz_mov_ps(mask, e);
+            vsum = _mm512_add_ps(vsum, e);
+            _mm512_mask_storeu_ps(s + j, mask, e);
+        }
+        __m512 inverse = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vsum));
+        for (int j = 0; j < tokens; j += 16) {
+            __mmask16 mask = tokens - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (tokens - j)) - 1);
+            _mm512_mask_storeu_ps(s + j, mask, _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, s + j), inverse));
+        }
+    }
+    ck_sgemm(queries, 0, head_width, tokens, scratch, tokens, v, ld, 0, out, ldo, 0, NULL, CK_EPILOGUE_NONE);
+}
+
+CK_TARGET void ck_layer_norm(const float *in, long in_stride, float *out, long out_stride, int rows, int width,
+                             const float *weight, const float *bias, float epsilon) {
+    for (int r = 0; r < rows; r++) {
+        const float *x = in + (long)r * in_stride;
+        float *y = out + (long)r * out_stride;
+        __m512 acc = _mm512_setzero_ps();
+        for (int i = 0; i < width; i += 16) {
+            __mmask16 mask = width - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (width - i)) - 1);
+            acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(mask, x + i));
+        }
+        float mean = _mm512_reduce_add_ps(acc) / (float)width;
+        __m512 vmean = _mm512_set1_ps(mean);
+        __m512 sq = _mm512_setzero_ps();
+        for (int i = 0; i < width; i += 16) {
+            __mmask16 mask = width - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (width - i)) - 1);
+            __m512 d = _mm512_maskz_sub_ps(mask, _mm512_maskz_loadu_ps(mask, x + i), vmean);
+            sq = _mm512_fmadd_ps(d, d, sq);
+        }
+        float variance = _mm512_reduce_add_ps(sq) / (float)width;
+        __m512 rstd = _mm512_set1_ps(1.0f / sqrtf(variance + epsilon));
+        for (int i = 0; i < width; i += 16) {
+            __mmask16 mask = width - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (width - i)) - 1);
+            __m512 d = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, x + i), vmean), rstd);
+            __m512 v = _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(mask, weight + i), _mm512_maskz_loadu_ps(mask, bias + i));
+            _mm512_mask_storeu_ps(y + i, mask, v);
+        }
+    }
+}
+
 #else  // not x86-64: no AVX-512 kernels; callers use BLAS.
 
 int ck_avx512_available(void) { return 0; }
@@ -260,6 +322,18 @@ void ck_sgemm(int m, int n0, int n1, int k, const float *a, long lda, const floa
 }
 void ck_bias_activation(float *x, const float *bias, int count, ck_epilogue epilogue) {
     (void)x; (void)bias; (void)count; (void)epilogue;
+    abort();
+}
+void ck_attention_head(int queries, int tokens, int head_width, const float *q, const float *k, const float *v, long ld,
+                       float scale, float *out, long ldo, float *scratch) {
+    (void)queries; (void)tokens; (void)head_width; (void)q; (void)k; (void)v; (void)ld; (void)scale; (void)out;
+    (void)ldo; (void)scratch;
+    abort();
+}
+void ck_layer_norm(const float *in, long in_stride, float *out, long out_stride, int rows, int width,
+                   const float *weight, const float *bias, float epsilon) {
+    (void)in; (void)in_stride; (void)out; (void)out_stride; (void)rows; (void)width; (void)weight; (void)bias;
+    (void)epsilon;
     abort();
 }
 

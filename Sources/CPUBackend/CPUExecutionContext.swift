@@ -1,4 +1,5 @@
 import CBLAS
+import CKernels
 import Foundation
 import InferenceCore
 
@@ -179,6 +180,13 @@ public final class CPUExecutionContext: ExecutionContext {
         rows: Int, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>, _ epsilon: Float
     ) {
         let width = engine.spec.width
+        if engine.kernels == .avx512 {
+            return parallelChunks(rows, threads: engine.threads) { _, range in
+                ck_layer_norm(
+                    input + range.lowerBound * inputStride, inputStride, output + range.lowerBound * outputStride,
+                    outputStride, Int32(range.count), Int32(width), weight, bias, epsilon)
+            }
+        }
         parallelChunks(rows, threads: engine.threads) { _, range in
             CPUKernels.layerNorm(
                 input + range.lowerBound * inputStride, inputStride: inputStride,
@@ -198,6 +206,12 @@ public final class CPUExecutionContext: ExecutionContext {
             for pair in pairs {
                 let image = pair / heads, head = pair % heads
                 let q = UnsafePointer(ws.qkv + image * t * 3 * w + head * hd)
+                if engine.kernels == .avx512 {
+                    ck_attention_head(
+                        Int32(queries), Int32(t), Int32(hd), q, q + w, q + 2 * w, 3 * w, scale,
+                        ws.attention + image * t * w + head * hd, w, scores)
+                    continue
+                }
                 // S = scale · Q·Kᵀ, softmax over keys, O = S·V.
                 cblas_sgemm(
                     CblasRowMajor, CblasNoTrans, CblasTrans, Int32(queries), Int32(t), Int32(hd), scale,

@@ -32,6 +32,16 @@ void ck_sgemm(int m, int n0, int n1, int k, const float *a, long lda, const floa
 /// `count` floats ← epilogue(x + bias[i]) in place, AVX-512 (requires ck_avx512_available()).
 void ck_bias_activation(float *x, const float *bias, int count, ck_epilogue epilogue);
 
+/// Attention of one head: out[i, :] = softmax_j(scale · q_i·k_j) · V for i < queries, j < tokens, head width
+/// `head_width`; q, k, v rows are `ld` floats apart, out rows `ldo` apart. `scratch` holds queries × tokens floats.
+void ck_attention_head(int queries, int tokens, int head_width, const float *q, const float *k, const float *v, long ld,
+                       float scale, float *out, long ldo, float *scratch);
+
+/// LayerNorm of `rows` rows of `width` floats (rows `in_stride` / `out_stride` apart; in may equal out):
+/// (x − mean)/√(var + eps)·weight + bias, biased variance, two passes in fp32 like the Swift kernel.
+void ck_layer_norm(const float *in, long in_stride, float *out, long out_stride, int rows, int width,
+                   const float *weight, const float *bias, float epsilon);
+
 #ifdef __cplusplus
 }
 #endif
