@@ -153,6 +153,10 @@ CK_INLINE void ck_tile(const int rows, int kc, const float *a, long lda, const f
     }
     const float *a3 = a + 3 * lda, *a6 = a + 6 * lda, *a9 = a + 9 * lda, *a12 = a + 12 * lda;
     for (int kk = 0; kk < kc; kk++) {
+        // Each A row is a separate stream; fetching its lines 512 bytes ahead helped the K = 3072 GEMM (fc2) ~4%.
+        if ((kk & 15) == 0) {
+            for (int i = 0; i < rows; i++) _mm_prefetch((const char *)(a + i * lda + kk + 128), _MM_HINT_T0);
+        }
         __m512 b0 = _mm512_load_ps(packed), b1 = _mm512_load_ps(packed + 16);
         packed += NR;
 #define CK_ROW(i, base, offset)                                                                                        \
