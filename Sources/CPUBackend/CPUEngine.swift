@@ -17,15 +17,16 @@ public enum CPUEngineError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// The weights of one residual block as F32 pointers ready for `cblas_sgemm` (Linear weights [out, in], used with
-/// `CblasTrans`, so no copy is needed).
+/// The weights of one residual block as F32 pointers ready for either GEMM (Linear weights [out, in], used as Bᵀ, so
+/// no copy is needed: the AVX-512 GEMM packs each worker's columns per call, as OpenBLAS does).
 struct CPUBlockWeights {
     let ln1Weight, ln1Bias, qkvWeight, qkvBias, outWeight, outBias: UnsafePointer<Float>
     let ln2Weight, ln2Bias, fc1Weight, fc1Bias, fc2Weight, fc2Bias: UnsafePointer<Float>
 }
 
-/// A ViT image tower on the CPU in fp32: OpenBLAS for every matmul, vectorised element-wise ops, both spread over
-/// `threads` workers.
+/// A ViT image tower on the CPU in fp32: every matmul on clipserve's AVX-512 GEMM (`CKernels`, with bias, GELU,
+/// QuickGELU and residual adds fused) where the CPU has AVX-512, else on OpenBLAS; vectorised element-wise ops;
+/// all spread over `threads` workers.
 ///
 /// F32 checkpoint tensors are read in place from the caller's storage (the checkpoint's mmap); F16/BF16 ones are
 /// converted once here. Immutable after `init`, so contexts on different threads share it.
