@@ -32,12 +32,14 @@ let package = Package(
         .target(name: "CBLAS", linkerSettings: [.linkedLibrary("openblas")]),
         // Pillow's fixed-point resampling passes, scalar plus AVX2 / AVX-512BW picked at run time.
         .target(name: "CImageKernels"),
+        // The CPU backend's AVX-512 GEMM and epilogues (real code, selected at run time).
+        .target(name: "CKernels"),
 
         .target(name: "InferenceCore", swiftSettings: strict),
         // Command options from CLIPSERVE_* variables and JSON config files, merged into the argument list.
         .target(name: "CommandConfig", swiftSettings: strict),
         .target(name: "SafeTensors", dependencies: ["InferenceCore"], swiftSettings: strict),
-        .target(name: "CPUBackend", dependencies: ["InferenceCore", "CBLAS"], swiftSettings: strict),
+        .target(name: "CPUBackend", dependencies: ["InferenceCore", "CBLAS", "CKernels"], swiftSettings: strict),
         .target(
             name: "CUDABackend",
             dependencies: ["InferenceCore", "CCUDA"],
@@ -105,7 +107,7 @@ let package = Package(
             dependencies: ["CLIPModel", "CPUBackend", "SafeTensors", "ImageProcessing", "TestSupport"],
             swiftSettings: strict
         ),
-        .testTarget(name: "CPUBackendTests", dependencies: ["CPUBackend", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "CPUBackendTests", dependencies: ["CPUBackend", "CKernels", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "CUDABackendTests", dependencies: ["CUDABackend", "CPUBackend", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "InferenceRuntimeTests",

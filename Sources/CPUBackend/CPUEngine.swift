@@ -17,15 +17,16 @@ public enum CPUEngineError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// The weights of one residual block as F32 pointers ready for `cblas_sgemm` (Linear weights [out, in], used with
-/// `CblasTrans`, so no copy is needed).
+/// The weights of one residual block as F32 pointers ready for either GEMM (Linear weights [out, in], used as Bᵀ, so
+/// no copy is needed: the AVX-512 GEMM packs each worker's columns per call, as OpenBLAS does).
 struct CPUBlockWeights {
     let ln1Weight, ln1Bias, qkvWeight, qkvBias, outWeight, outBias: UnsafePointer<Float>
     let ln2Weight, ln2Bias, fc1Weight, fc1Bias, fc2Weight, fc2Bias: UnsafePointer<Float>
 }
 
-/// A ViT image tower on the CPU in fp32: OpenBLAS for every matmul, vectorised element-wise ops, both spread over
-/// `threads` workers.
+/// A ViT image tower on the CPU in fp32: every matmul on clipserve's AVX-512 GEMM (`CKernels`, with bias, GELU,
+/// QuickGELU and residual adds fused) where the CPU has AVX-512, else on OpenBLAS; vectorised element-wise ops;
+/// all spread over `threads` workers.
 ///
 /// F32 checkpoint tensors are read in place from the caller's storage (the checkpoint's mmap); F16/BF16 ones are
 /// converted once here. Immutable after `init`, so contexts on different threads share it.
@@ -37,6 +38,8 @@ public final class CPUEngine: EmbeddingEngine, @unchecked Sendable {
     public let deviceDescription: String
     /// Workers each forward pass is spread over.
     public let threads: Int
+    /// What runs the matmuls.
+    public let kernels: CPUMatmulKernels
 
     let patchEmbedding, classEmbedding, positionalEmbedding: UnsafePointer<Float>
     let lnPreWeight, lnPreBias, lnPostWeight, lnPostBias, projection: UnsafePointer<Float>
@@ -46,8 +49,13 @@ public final class CPUEngine: EmbeddingEngine, @unchecked Sendable {
 
     /// Prepares `weights` for `spec`, checking every tensor's shape.
     ///
-    /// - Parameter threads: workers per forward pass; defaults to the processors this process may run on.
-    public init(spec: VisionTowerSpec, weights: VisionWeights, threads: Int? = nil) throws {
+    /// - Parameters:
+    ///   - threads: workers per forward pass; defaults to the processors this process may run on.
+    ///   - kernels: what runs the matmuls; defaults to `CLIPSERVE_CPU_KERNELS` if set, else AVX-512 where the CPU has
+    ///     it, else OpenBLAS.
+    public init(
+        spec: VisionTowerSpec, weights: VisionWeights, threads: Int? = nil, kernels: CPUMatmulKernels? = nil
+    ) throws {
         let threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
         guard threads >= 1 else { throw CPUEngineError.invalidConfiguration("threads must be at least 1, got \(threads)") }
         guard spec.headWidth > 0, spec.width % spec.headWidth == 0 else {
@@ -62,10 +70,14 @@ public final class CPUEngine: EmbeddingEngine, @unchecked Sendable {
             throw CPUEngineError.invalidConfiguration(
                 "the weights have \(weights.blocks.count) residual blocks, the spec \(spec.layers)")
         }
+        let kernels = try kernels ?? CPUMatmulKernels.fromEnvironment() ?? .automatic
+        if kernels == .avx512 && !CPUMatmulKernels.avx512Available {
+            throw CPUEngineError.invalidConfiguration("the avx512 kernels need AVX-512F/DQ and FMA, which this CPU lacks")
+        }
         self.spec = spec
         self.threads = threads
-        let kernels = OpenBLASRuntime.coreName
-        deviceDescription = "cpu (\(OpenBLASRuntime.version) \(kernels), \(threads) thread\(threads == 1 ? "" : "s"))"
+        self.kernels = kernels
+        deviceDescription = "cpu (\(kernels), \(threads) thread\(threads == 1 ? "" : "s"))"
 
         var owners: [AnyObject] = []
         let w = spec.width, m = spec.mlpWidth

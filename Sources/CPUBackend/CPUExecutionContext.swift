@@ -1,4 +1,5 @@
 import CBLAS
+import CKernels
 import Foundation
 import InferenceCore
 
@@ -96,7 +97,8 @@ public final class CPUExecutionContext: ExecutionContext {
         time("gemm_patch") {
             parallelGEMM(
                 m: b * grid2, n: w, k: spec.patchDim, a: ws.patches, lda: spec.patchDim,
-                b: e.patchEmbedding, ldb: spec.patchDim, transposeB: true, c: ws.mlp, ldc: w, threads: threads)
+                b: e.patchEmbedding, ldb: spec.patchDim, transposeB: true, c: ws.mlp, ldc: w, threads: threads,
+                kernels: e.kernels)
         }
         // Class token first, then the patches, plus the positional embedding.
         time("embeddings") {
@@ -124,21 +126,25 @@ public final class CPUExecutionContext: ExecutionContext {
                     // K and V for every token, Q for the class tokens only.
                     parallelGEMM(
                         m: rows, n: 2 * w, k: w, a: ws.h, lda: w, b: block.qkvWeight + w * w, ldb: w, transposeB: true,
-                        c: ws.qkv + w, ldc: 3 * w, epilogue: .bias(block.qkvBias + w), threads: threads)
+                        c: ws.qkv + w, ldc: 3 * w, epilogue: .bias(block.qkvBias + w), threads: threads,
+                        kernels: e.kernels)
                     parallelGEMM(
                         m: b, n: w, k: w, a: ws.h, lda: t * w, b: block.qkvWeight, ldb: w, transposeB: true,
-                        c: ws.qkv, ldc: t * 3 * w, epilogue: .bias(block.qkvBias), threads: threads)
+                        c: ws.qkv, ldc: t * 3 * w, epilogue: .bias(block.qkvBias), threads: threads,
+                        kernels: e.kernels)
                 } else {
                     parallelGEMM(
                         m: rows, n: 3 * w, k: w, a: ws.h, lda: w, b: block.qkvWeight, ldb: w, transposeB: true,
-                        c: ws.qkv, ldc: 3 * w, epilogue: .bias(block.qkvBias), threads: threads)
+                        c: ws.qkv, ldc: 3 * w, epilogue: .bias(block.qkvBias), threads: threads,
+                        kernels: e.kernels)
                 }
             }
             time("attention") { attention(count: b, queries: classOnly ? 1 : t) }
             time("gemm_out_proj") {
                 parallelGEMM(
                     m: keptRows, n: w, k: w, a: ws.attention, lda: keptStride, b: block.outWeight, ldb: w,
-                    transposeB: true, beta: 1, c: ws.x, ldc: keptStride, epilogue: .bias(block.outBias), threads: threads)
+                    transposeB: true, beta: 1, c: ws.x, ldc: keptStride, epilogue: .bias(block.outBias), threads: threads,
+                    kernels: e.kernels)
             }
             time("layernorm") {
                 layerNorm(ws.x, keptStride, into: ws.h, keptStride, rows: keptRows, block.ln2Weight, block.ln2Bias, eps)
@@ -146,12 +152,14 @@ public final class CPUExecutionContext: ExecutionContext {
             time("gemm_fc1_act") {
                 parallelGEMM(
                     m: keptRows, n: m, k: w, a: ws.h, lda: keptStride, b: block.fc1Weight, ldb: w, transposeB: true,
-                    c: ws.mlp, ldc: m, epilogue: .biasActivation(block.fc1Bias, spec.activation), threads: threads)
+                    c: ws.mlp, ldc: m, epilogue: .biasActivation(block.fc1Bias, spec.activation), threads: threads,
+                    kernels: e.kernels)
             }
             time("gemm_fc2") {
                 parallelGEMM(
                     m: keptRows, n: w, k: m, a: ws.mlp, lda: m, b: block.fc2Weight, ldb: m, transposeB: true,
-                    beta: 1, c: ws.x, ldc: keptStride, epilogue: .bias(block.fc2Bias), threads: threads)
+                    beta: 1, c: ws.x, ldc: keptStride, epilogue: .bias(block.fc2Bias), threads: threads,
+                    kernels: e.kernels)
             }
             if !classOnly { capture?("resblocks.\(index)", [b, t, w], ws.x) }
         }
@@ -161,7 +169,8 @@ public final class CPUExecutionContext: ExecutionContext {
         time("gemm_proj") {
             parallelGEMM(
                 m: b, n: spec.embedDim, k: w, a: ws.pooled, lda: w, b: e.projection, ldb: spec.embedDim,
-                transposeB: false, c: output, ldc: spec.embedDim, threads: threads)
+                transposeB: false, c: output, ldc: spec.embedDim, threads: threads,
+                kernels: e.kernels)
         }
     }
 
@@ -171,6 +180,13 @@ public final class CPUExecutionContext: ExecutionContext {
         rows: Int, _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>, _ epsilon: Float
     ) {
         let width = engine.spec.width
+        if engine.kernels == .avx512 {
+            return parallelChunks(rows, threads: engine.threads) { _, range in
+                ck_layer_norm(
+                    input + range.lowerBound * inputStride, inputStride, output + range.lowerBound * outputStride,
+                    outputStride, Int32(range.count), Int32(width), weight, bias, epsilon)
+            }
+        }
         parallelChunks(rows, threads: engine.threads) { _, range in
             CPUKernels.layerNorm(
                 input + range.lowerBound * inputStride, inputStride: inputStride,
@@ -190,6 +206,12 @@ public final class CPUExecutionContext: ExecutionContext {
             for pair in pairs {
                 let image = pair / heads, head = pair % heads
                 let q = UnsafePointer(ws.qkv + image * t * 3 * w + head * hd)
+                if engine.kernels == .avx512 {
+                    ck_attention_head(
+                        Int32(queries), Int32(t), Int32(hd), q, q + w, q + 2 * w, 3 * w, scale,
+                        ws.attention + image * t * w + head * hd, w, scores)
+                    continue
+                }
                 // S = scale · Q·Kᵀ, softmax over keys, O = S·V.
                 cblas_sgemm(
                     CblasRowMajor, CblasNoTrans, CblasTrans, Int32(queries), Int32(t), Int32(hd), scale,

@@ -1,6 +1,7 @@
 import CBLAS
 
-/// Process-wide OpenBLAS set-up, done once before the first CPU engine runs a matmul.
+/// Process-wide OpenBLAS set-up, done once before the first CPU engine runs a matmul on OpenBLAS (the
+/// `CPUMatmulKernels.openBLAS` path: AVX2-only CPUs, or `CLIPSERVE_CPU_KERNELS=openblas`).
 ///
 /// clipserve parallelises every matmul itself (one single-threaded `cblas_sgemm` per tile, see `parallelGEMM`), so
 /// OpenBLAS's own pool is set to one thread: a second pool spinning on the same cores slowed the element-wise ops

@@ -11,13 +11,17 @@ struct CPUEngineTests {
     /// against a double-precision reference stay near 1e-5.
     static let layerTolerance = 1e-4
 
-    @Test(arguments: [Activation.gelu, .quickGELU])
-    func everyLayerMatchesNaiveReference(_ activation: Activation) throws {
+    /// The matmul kernels this CPU can run: OpenBLAS always, AVX-512 where present.
+    static let availableKernels = CPUMatmulKernels.allCases.filter { $0 != .avx512 || CPUMatmulKernels.avx512Available }
+
+    @Test(arguments: [Activation.gelu, .quickGELU], availableKernels)
+    func everyLayerMatchesNaiveReference(_ activation: Activation, kernels: CPUMatmulKernels) throws {
         let spec = TestModels.smallSpec(activation: activation)
         let weights = TestModels.weights(for: spec)
         let count = 3
         let pixels = TestModels.pixels(for: spec, count: count)
-        let engine = try CPUEngine(spec: spec, weights: weights, threads: 2)
+        let engine = try CPUEngine(spec: spec, weights: weights, threads: 2, kernels: kernels)
+        #expect(engine.kernels == kernels)
         let context = try engine.makeContext(ExecutionContextConfiguration(maxBatchSize: 4))
         let got = try pixels.withUnsafeBufferPointer { try context.captureLayers(pixels: $0, count: count) }
         let expected = NaiveViT(spec: spec, weights: weights).layers(pixels: pixels, count: count)
@@ -152,8 +156,30 @@ struct CPUEngineTests {
         let spec = TestModels.smallSpec(layers: 1)
         let engine = try CPUEngine(spec: spec, weights: TestModels.weights(for: spec), threads: 2)
         #expect(engine.precision == .fp32)
-        #expect(engine.deviceDescription.hasPrefix("cpu (OpenBLAS"))
         #expect(engine.deviceDescription.hasSuffix("2 threads)"))
+        let openBLAS = try CPUEngine(spec: spec, weights: TestModels.weights(for: spec), threads: 1, kernels: .openBLAS)
+        #expect(openBLAS.deviceDescription.hasPrefix("cpu (OpenBLAS"))
+        #expect(openBLAS.deviceDescription.hasSuffix("1 thread)"))
+        #expect(engine.kernels == .automatic)
+        if engine.kernels == .avx512 { #expect(engine.deviceDescription.hasPrefix("cpu (AVX-512 fp32 kernels")) }
+    }
+
+    /// The forced OpenBLAS fallback (what AVX2-only CPUs run) and the AVX-512 kernels give the same embeddings
+    /// within fp32 summation-order noise, single- and multi-threaded.
+    @Test(.enabled(if: CPUMatmulKernels.avx512Available), arguments: [1, 2])
+    func openBLASFallbackMatchesAVX512(threads: Int) throws {
+        let spec = TestModels.smallSpec()
+        let weights = TestModels.weights(for: spec)
+        let pixels = TestModels.pixels(for: spec, count: 5)
+        var outputs: [[Float]] = []
+        for kernels in [CPUMatmulKernels.openBLAS, .avx512] {
+            let engine = try CPUEngine(spec: spec, weights: weights, threads: threads, kernels: kernels)
+            let context = try engine.makeContext(ExecutionContextConfiguration(maxBatchSize: 5))
+            outputs.append(try context.embed(pixels, count: 5, normalize: false, embedDim: spec.embedDim))
+        }
+        let reference = outputs[0].map(Double.init)
+        let comparison = Comparison(expected: reference, got: outputs[1])
+        #expect(comparison.maxAbsError < 1e-5 * maxAbs(reference), "\(comparison)")
     }
 }
 
@@ -165,7 +191,6 @@ func runOnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async 
         Thread { continuation.resume(with: Result { try body() }) }.start()
     }
 }
-
 
 /// Heap bytes for hand-made half-precision tensors.
 final class ByteOwner {
