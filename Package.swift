@@ -23,7 +23,7 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
-        // C shims: declarations only, no logic.
+        // C shims for the system libraries: declarations only, no logic.
         .target(name: "CCUDA", linkerSettings: [.linkedLibrary("dl")]),
         .target(
             name: "CImageCodecs",
@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "CBLAS", linkerSettings: [.linkedLibrary("openblas")]),
         // Pillow's fixed-point resampling passes, scalar plus AVX2 / AVX-512BW picked at run time.
         .target(name: "CImageKernels"),
-        // The CPU backend's AVX-512 GEMM and epilogues (real code, selected at run time).
+        // The CPU backend's AVX-512 GEMM, attention and LayerNorm, selected at run time (OpenBLAS otherwise).
         .target(name: "CKernels"),
 
         .target(name: "InferenceCore", swiftSettings: strict),
