@@ -64,6 +64,7 @@ enum StatusPage {
         svg.chart .series { fill: none; stroke-width: 1.8; stroke-linejoin: round; stroke-linecap: round; }
         svg.chart .empty { font-size: 12px; }
         .bottom { display: grid; grid-template-columns: 5fr 7fr; gap: 12px; }
+        .bottom > * { min-width: 0; }
         h3 { margin: 0 0 8px; font-size: 13px; font-weight: 650; }
         .drop { display: flex; align-items: center; gap: 12px; border: 2px dashed #c9cfdb; border-radius: 8px;
           padding: 10px 12px; cursor: pointer; color: var(--muted); min-height: 64px; }
@@ -76,6 +77,7 @@ enum StatusPage {
         .stages { display: flex; height: 14px; border-radius: 4px; overflow: hidden; background: var(--grid); margin: 6px 0; }
         .stages span { display: block; height: 100%; }
         .stage-list { display: grid; grid-template-columns: repeat(5, auto); gap: 2px 14px; font-variant-numeric: tabular-nums; }
+        .stage-list div { white-space: nowrap; }
         .stage-list b { display: block; font-weight: 600; }
         .stage-list i { display: inline-block; width: 8px; height: 8px; border-radius: 2px; margin-right: 4px; }
         .vector { margin-top: 6px; font: 12px ui-monospace, "DejaVu Sans Mono", monospace; color: var(--muted);
@@ -214,6 +216,8 @@ enum StatusPage {
           let max = options.max || 0;
           for (const line of lines) for (const v of line.values) if (v !== null && v > max) max = v;
           max = options.fixedMax || niceMax(Math.max(max, options.minMax || 0));
+          // Counts get whole numbers on the middle grid line too.
+          if (options.integer && max % 2) max += 1;
           const x = s => left + (s + 1 - start) / window * plotW;
           const y = v => top + plotH - v / max * plotH;
           for (const f of [0, 0.5, 1]) {
@@ -230,6 +234,7 @@ enum StatusPage {
           let points = 0;
           lines.forEach((line, index) => {
             let d = "", pen = false, area = "", segmentStart = null, lastX = null;
+            const dots = [];
             for (let i = 0; i < seconds.length; i++) {
               const v = line.values[i];
               if (seconds[i] < start || v === null || v === undefined) {
@@ -237,6 +242,9 @@ enum StatusPage {
                 pen = false;
                 continue;
               }
+              // A point with no neighbour draws no line: mark it with a dot.
+              const before = i > 0 ? line.values[i - 1] : null, after = i + 1 < seconds.length ? line.values[i + 1] : null;
+              if ((before === null || before === undefined) && (after === null || after === undefined)) dots.push([x(seconds[i]), y(Math.min(v, max))]);
               const px = x(seconds[i]), py = y(Math.min(v, max));
               d += (pen ? "L" : "M") + px.toFixed(1) + "," + py.toFixed(1);
               if (index === 0) area += (pen ? "L" : `M${px.toFixed(1)},${y(0).toFixed(1)}L`) + px.toFixed(1) + "," + py.toFixed(1);
@@ -252,6 +260,7 @@ enum StatusPage {
               if (line.dashed) path.setAttribute("stroke-dasharray", "4 3");
               svg.appendChild(path);
             }
+            for (const [cx, cy] of dots) svg.appendChild(el("circle", { cx: cx.toFixed(1), cy: cy.toFixed(1), r: 2.5, fill: line.color }));
           });
           if (!points) svg.appendChild(el("text", { class: "empty", x: left + plotW / 2, y: top + plotH / 2, "text-anchor": "middle" }, "no data yet"));
           svg.dataset.points = String(points);
@@ -299,8 +308,8 @@ enum StatusPage {
           const p50 = lastValue(s.latency_p50_ms.slice(-5)), p99 = lastValue(s.latency_p99_ms.slice(-5));
           setValue("kpi-p50", fmt(p50, 1), p50 === null ? "" : "ms");
           setValue("kpi-p99", fmt(p99, 1), p99 === null ? "" : "ms");
-          setText("kpi-p50-sub", "last second");
-          setText("kpi-p99-sub", "last second");
+          setText("kpi-p50-sub", "latest second");
+          setText("kpi-p99-sub", "latest second");
           setValue("kpi-queue", String(data.queue_depth));
           setText("kpi-queue-sub", `of ${server.max_queue_size.toLocaleString("en-US")} · now`);
           const util = lastValue(s.utilization);
@@ -314,17 +323,17 @@ enum StatusPage {
           const ms = v => v === 0 ? "0" : v >= 100 ? v.toFixed(0) : v.toFixed(1);
           drawChart($("chart-throughput"), s.second, window, [
             { name: "images", color: COLORS.blue, values: s.images_per_second },
-            { name: "requests", color: COLORS.green, values: s.requests_per_second, dashed: true }], { format: count, minMax: 4 });
+            { name: "requests", color: COLORS.green, values: s.requests_per_second, dashed: true }], { format: count, minMax: 4, integer: true });
           drawChart($("chart-latency"), s.second, window, [
             { name: "p50", color: COLORS.blue, values: s.latency_p50_ms },
             { name: "p99", color: COLORS.violet, values: s.latency_p99_ms }], { format: ms, minMax: 1 });
           drawChart($("chart-queue"), s.second, window, [
-            { name: "queue", color: COLORS.amber, values: s.queue_depth }], { format: count, minMax: 4 });
+            { name: "queue", color: COLORS.amber, values: s.queue_depth }], { format: count, minMax: 4, integer: true });
           drawChart($("chart-util"), s.second, window, [
             { name: "utilisation", color: COLORS.green, values: s.utilization.map(v => v === null ? null : v * 100) }],
             { format: v => v.toFixed(0) + "%", fixedMax: 100 });
           drawChart($("chart-errors"), s.second, window, [
-            { name: "errors", color: COLORS.red, values: s.errors_per_second }], { format: count, minMax: 4 });
+            { name: "errors", color: COLORS.red, values: s.errors_per_second }], { format: count, minMax: 4, integer: true });
           if (server.utilization_source === "gpu") {
             const gib = s.memory_used_bytes.map(v => v === null ? null : v / 1073741824);
             const total = server.gpu_memory_total_bytes ? server.gpu_memory_total_bytes / 1073741824 : 0;
@@ -405,7 +414,7 @@ enum StatusPage {
             const pre = stage("x-preprocess-time"), queue = stage("x-queue-time"), infer = stage("x-inference-time");
             const other = Math.max(total - pre - queue - infer, 0);
             const parts = [["preprocess", pre, COLORS.green], ["queue", queue, COLORS.amber],
-              ["inference", infer, COLORS.blue], ["network + HTTP", other, "#aab3c5"]];
+              ["inference", infer, COLORS.blue], ["HTTP + transfer", other, "#aab3c5"]];
             const bar = $("stages"), list = $("stage-list");
             while (bar.firstChild) bar.removeChild(bar.firstChild);
             while (list.firstChild) list.removeChild(list.firstChild);

@@ -72,6 +72,7 @@ extension EmbeddingHandlers {
         router.get("/status.json") { _, _ -> Response in
             let encoder = JSONEncoder()
             encoder.keyEncodingStrategy = .convertToSnakeCase
+            encoder.outputFormatting = .sortedKeys
             let body = try encoder.encode(statusDocument(recorder))
             return Response(
                 status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],

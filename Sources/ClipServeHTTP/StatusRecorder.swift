@@ -66,10 +66,11 @@ public final class StatusRecorder: Sendable {
     public func recordRequest(method: String, route: String, status: Int, latency: Duration, message: String?) {
         let second = currentSecond
         let isError = !(200..<300).contains(status)
+        // Both may come from the client (a path, a quoted bad input): keep them short.
         let error = isError
             ? RecordedError(
-                time: Self.format(wallClock()), uptime: uptime, method: method, route: route, status: status,
-                message: message ?? "")
+                time: Self.format(wallClock()), uptime: uptime, method: method, route: String(route.prefix(200)),
+                status: status, message: String((message ?? "").prefix(500)))
             : nil
         state.withLock { state in
             state.timeline.recordRequest(at: second, latencyMilliseconds: latency.milliseconds, isError: isError)
