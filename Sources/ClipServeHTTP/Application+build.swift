@@ -18,8 +18,14 @@ public struct HTTPConfiguration: Sendable {
     public var modelVersion: String = "1"
     /// Largest request body in bytes, enforced while the body streams in.
     public var maxBodySize: Int = 64 << 20
-    /// Bearer token required on every route but health and metrics; nil = no authentication.
+    /// Bearer token required on every route but health, metrics and the status page; nil = no authentication.
     public var apiKey: String?
+    /// Architecture name shown on the status page (e.g. "ViT-B-32"); nil when unknown.
+    public var architecture: String?
+    /// One-line model description shown on the status page; nil for none.
+    public var modelSummary: String?
+    /// Backend name shown on the status page ("cpu", "cuda"); nil when unknown.
+    public var backend: String?
 
     /// Defaults as documented per field.
     public init() {}
@@ -32,28 +38,32 @@ enum Routes {
         path.hasPrefix("/v1/") || path == "/embeddings" || path == "/models"
     }
 
-    /// Probes and metrics need no API key.
+    /// Probes, metrics and the status page need no API key.
     static func isOpen(_ path: String) -> Bool {
         path == "/health" || path == "/v2/health/live" || path == "/v2/health/ready" || path == "/metrics"
+            || path == "/" || path == "/status.json"
     }
 }
 
 /// Builds the whole server: routes, middleware and the runtime as a service of the application's `ServiceGroup`
 /// (the runtime shuts down after the HTTP server has stopped accepting and answered what it accepted).
+/// `status` collects the status page's figures; its sampler runs in the same group.
 public func buildApplication<C: Clock>(
     runtime: EmbeddingRuntime<C>, configuration: HTTPConfiguration,
-    registry: PrometheusCollectorRegistry, logger: Logger = Logger(label: "clipserve.http"),
+    registry: PrometheusCollectorRegistry, status: StatusRecorder = StatusRecorder(),
+    logger: Logger = Logger(label: "clipserve.http"),
     onServerRunning: @escaping @Sendable (_ port: Int?) async -> Void = { _ in }
 ) -> some ApplicationProtocol where C.Duration == Duration {
     let router = Router(context: ServeRequestContext.self)
-    router.middlewares.add(ServingMiddleware(metrics: runtime.metrics, logger: logger))
+    router.middlewares.add(ServingMiddleware(metrics: runtime.metrics, status: status, logger: logger))
     if let key = configuration.apiKey, !key.isEmpty {
         router.middlewares.add(BearerAuthMiddleware(apiKey: key))
     }
-    let server = EmbeddingHandlers(runtime: runtime, configuration: configuration)
+    let server = EmbeddingHandlers(runtime: runtime, configuration: configuration, status: status)
     server.addOpenAIRoutes(to: router)
     server.addKServeRoutes(to: router)
     server.addEmbedRoutes(to: router)
+    server.addStatusRoutes(to: router, recorder: status)
     router.get("/metrics") { _, _ -> Response in
         if let telemetry = runtime.telemetry { runtime.metrics.recordDevices(telemetry) }
         var buffer: [UInt8] = []
@@ -73,7 +83,10 @@ public func buildApplication<C: Clock>(
         router: router,
         server: .http1(additionalChannelHandlers: [ConnectionWatcher()]),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "clipserve"),
-        services: [runtime],
+        services: [
+            runtime,
+            StatusSampler(recorder: status, queueDepth: { runtime.queuedImages }, telemetry: runtime.telemetry),
+        ],
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port) },
         logger: logger)
 }
@@ -96,6 +109,8 @@ public struct ServerMetrics: Sendable {
 struct EmbeddingHandlers<C: Clock>: Sendable where C.Duration == Duration {
     let runtime: EmbeddingRuntime<C>
     let configuration: HTTPConfiguration
+    /// Counts the embedded images for the status page.
+    let status: StatusRecorder
 
     /// The body, refusing more than `maxBodySize` bytes (from Content-Length at once, else while it streams in).
     func collectBody(_ request: Request) async throws -> ByteBuffer {
@@ -114,6 +129,15 @@ struct EmbeddingHandlers<C: Clock>: Sendable where C.Duration == Duration {
         if case let .notReady(why) = runtime.readiness {
             throw APIError(.serviceUnavailable, "server not ready: \(why)", headers: [.retryAfter: "1"])
         }
+    }
+
+    /// Waits for `operation` (cancelled if the client goes away) and counts its images for the status page.
+    func embedding(
+        _ context: ServeRequestContext, _ operation: @escaping @Sendable () async throws -> EmbeddingResult
+    ) async throws -> EmbeddingResult {
+        let result = try await context.cancellingOnDisconnect(operation)
+        status.recordImages(result.count)
+        return result
     }
 
     /// Timing headers of a finished request.

@@ -38,7 +38,7 @@ extension EmbeddingHandlers {
             throw APIError.badRequest("request has \(images.count) images; at most \(limit) are allowed")
         }
         let options = try Self.headerOptions(request.headers)
-        let result = try await context.cancellingOnDisconnect { [runtime] in
+        let result = try await embedding(context) { [runtime] in
             try await runtime.embed(images: images, options: options)
         }
         try Self.checkFinite(result)

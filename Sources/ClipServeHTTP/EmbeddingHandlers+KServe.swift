@@ -146,7 +146,7 @@ extension EmbeddingHandlers {
                 images = try Self.jsonBytesTensor(input["data"], count: count, name: name)
             }
             try checkImageCount(images.count)
-            result = try await context.cancellingOnDisconnect { [runtime] in
+            result = try await embedding(context) { [runtime] in
                 try await runtime.embed(images: images, options: options)
             }
         case Self.pixelInput:
@@ -179,7 +179,7 @@ extension EmbeddingHandlers {
             guard pixels.allSatisfy(\.isFinite) else {
                 throw APIError.badRequest("input '\(name)' contains NaN or infinite values")
             }
-            result = try await context.cancellingOnDisconnect { [runtime, pixels] in
+            result = try await embedding(context) { [runtime, pixels] in
                 try await runtime.embed(pixels: pixels, count: count, options: options)
             }
         default:
@@ -198,7 +198,7 @@ extension EmbeddingHandlers {
             if length == body.count - 4 { image = Array(body[4...]) }
         }
         guard !image.isEmpty else { throw APIError.badRequest("empty raw binary request") }
-        let result = try await context.cancellingOnDisconnect { [runtime, image] in
+        let result = try await embedding(context) { [runtime, image] in
             try await runtime.embed(images: [image], options: options)
         }
         try Self.checkFinite(result)

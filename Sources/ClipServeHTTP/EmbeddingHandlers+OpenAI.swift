@@ -91,7 +91,7 @@ extension EmbeddingHandlers {
             try ImageString.decode(item, index: index)
         }
         let options = try Self.headerOptions(request.headers)
-        let result = try await context.cancellingOnDisconnect { [runtime] in
+        let result = try await embedding(context) { [runtime] in
             try await runtime.embed(images: images, options: options)
         }
 

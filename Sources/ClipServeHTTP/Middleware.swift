@@ -3,9 +3,11 @@ import Hummingbird
 import InferenceRuntime
 import Logging
 
-/// Turns every thrown error into its JSON response, and counts and times every request by outcome.
+/// Turns every thrown error into its JSON response, and counts and times every request by outcome (for `/metrics`
+/// and the status page; the probes, `/metrics` and the status page's own requests are left out of the latter).
 struct ServingMiddleware<Context: RequestContext>: RouterMiddleware {
     let metrics: RuntimeMetrics
+    let status: StatusRecorder
     let logger: Logger
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
@@ -14,6 +16,7 @@ struct ServingMiddleware<Context: RequestContext>: RouterMiddleware {
         let clock = ContinuousClock()
         let start = clock.now
         let response: Response
+        var message: String?
         do {
             response = try await next(request, context)
         } catch {
@@ -21,10 +24,18 @@ struct ServingMiddleware<Context: RequestContext>: RouterMiddleware {
             if apiError.status.code >= 500 {
                 logger.warning("\(request.method) \(request.uri.path): \(apiError.message)")
             }
+            message = apiError.message
             response = try apiError.response(from: request, context: context)
         }
-        if request.uri.path != "/metrics" {
-            metrics.recordRequest(outcome: Self.outcome(response.status), latency: start.duration(to: clock.now))
+        let path = request.uri.path
+        let latency = start.duration(to: clock.now)
+        if path != "/metrics" {
+            metrics.recordRequest(outcome: Self.outcome(response.status), latency: latency)
+        }
+        if !Routes.isOpen(path) {
+            status.recordRequest(
+                method: request.method.rawValue, route: path, status: response.status.code, latency: latency,
+                message: message ?? response.status.reasonPhrase)
         }
         return response
     }

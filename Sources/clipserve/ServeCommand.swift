@@ -100,6 +100,9 @@ struct ServeCommand: AsyncParsableCommand {
         http.modelName = modelName ?? loaded.name
         http.maxBodySize = maxBodySize
         http.apiKey = apiKey.flatMap { $0.isEmpty ? nil : $0 }
+        http.architecture = loaded.architecture
+        http.modelSummary = loaded.summary
+        http.backend = EngineFactory.backendName(of: engine)
 
         let metrics = ServerMetrics()
         let runtime = EmbeddingRuntime(
@@ -116,6 +119,7 @@ struct ServeCommand: AsyncParsableCommand {
                 let base = "http://\(local):\(port ?? 0)"
                 FileHandle.standardOutput.write(Data("""
                     clipserve listening on http://\(host):\(port ?? 0)
+                    status page: \(base)/
                     try: curl -s -H 'Content-Type: image/jpeg' --data-binary @examples/rgb_baseline.jpg \(base)/embed
 
                     """.utf8))
