@@ -110,7 +110,8 @@ extension EmbeddingHandlers {
         let server = StatusDocument.Server(
             model: configuration.modelName, architecture: configuration.architecture, tower: Self.describe(runtime.spec),
             summary: configuration.modelSummary, backend: configuration.backend,
-            devices: runtime.engine.deviceDescription, precision: runtime.engine.precision.rawValue,
+            devices: runtime.engines.map(\.deviceDescription).joined(separator: ", "),
+            precision: runtime.engine.precision.rawValue,
             instances: runtime.configuration.instances, maxBatchSize: runtime.configuration.maxBatchSize,
             maxQueueSize: runtime.configuration.maxQueueSize, embeddingDimension: runtime.spec.embedDim,
             imageSize: runtime.spec.imageSize, authRequired: configuration.apiKey.map { !$0.isEmpty } ?? false,
