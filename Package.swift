@@ -53,6 +53,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(name: "Tuning", swiftSettings: strict),
         .target(
             name: "ClipServeHTTP",
             dependencies: [
@@ -71,7 +72,7 @@ let package = Package(
             name: "clipserve",
             dependencies: [
                 "InferenceCore", "SafeTensors", "CLIPModel", "ImageProcessing", "CPUBackend", "CUDABackend",
-                "InferenceRuntime", "ClipServeHTTP",
+                "InferenceRuntime", "ClipServeHTTP", "Tuning",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -115,6 +116,11 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TuningTests",
+            dependencies: ["Tuning", "clipserve", "InferenceRuntime", "InferenceCore"],
             swiftSettings: strict
         ),
     ],
