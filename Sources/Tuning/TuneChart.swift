@@ -104,7 +104,7 @@ public struct TuneChart {
         for instances in instanceCounts {
             legendY += 20
             svg.append(##"<circle cx="\##(n(legendX + 6))" cy="\##(n(legendY - 4))" r="4" fill="\##(colour(instances))" fill-opacity="0.55" stroke="\##(colour(instances))"/>"##)
-            svg.append(##"<text x="\##(n(legendX + 18))" y="\##(n(legendY))">\##(instances) instance\##(instances == 1 ? "" : "s") (one point per clients level)</text>"##)
+            svg.append(##"<text x="\##(n(legendX + 18))" y="\##(n(legendY))">\##(instances) instance\##(instances == 1 ? "" : "s")</text>"##)
         }
         legendY += 20
         svg.append(##"<line x1="\##(n(legendX))" y1="\##(n(legendY - 4))" x2="\##(n(legendX + 12))" y2="\##(n(legendY - 4))" stroke="black" stroke-width="2"/>"##)
@@ -119,7 +119,10 @@ public struct TuneChart {
         svg.append(##"<rect x="\##(n(legendX))" y="\##(n(legendY - 10))" width="12" height="12" fill="none" stroke="#555555" stroke-width="2"/>"##)
         svg.append(##"<text x="\##(n(legendX + 18))" y="\##(n(legendY))">default configuration</text>"##)
         legendY += 28
-        svg.append(##"<text x="\##(n(legendX))" y="\##(n(legendY))" fill="#555555">label: instances×max batch @delay</text>"##)
+        svg.append(##"<text x="\##(n(legendX))" y="\##(n(legendY))" fill="#555555">one dot per configuration</text>"##)
+        svg.append(##"<text x="\##(n(legendX))" y="\##(n(legendY + 16))" fill="#555555">and clients level;</text>"##)
+        svg.append(##"<text x="\##(n(legendX))" y="\##(n(legendY + 32))" fill="#555555">labels: instances×max batch</text>"##)
+        svg.append(##"<text x="\##(n(legendX))" y="\##(n(legendY + 48))" fill="#555555">@max queue delay</text>"##)
         svg.append("</g>")
         svg.append("</svg>")
         return svg.joined(separator: "\n") + "\n"

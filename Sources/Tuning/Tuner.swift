@@ -6,7 +6,7 @@ import Foundation
 /// neighbouring value and keeps walking that way while the score improves by more than `minimumGain` (or, stepping
 /// down to a cheaper value, while it stays within `minimumGain` of the best score: a plateau is walked down to
 /// its cheapest end); when any knob moved, every knob is tried again. Each candidate is measured once (results are cached) at rising
-/// concurrency until p99 passes the budget or throughput stops rising. The search stops when no step improves or
+/// concurrency until p99 passes the budget or throughput stops rising (for `patience + 1` levels in a row). The search stops when no step improves or
 /// the time budget is spent, and the best so far is reported; the start and the chosen configuration are then
 /// measured once more, side by side, from a reserved slice of the budget.
 public struct Tuner {
@@ -25,6 +25,9 @@ public struct Tuner {
         /// Fraction by which a step must beat the current score to be taken (and throughput must rise to go on
         /// raising concurrency).
         public var minimumGain: Double = 0.02
+        /// Levels in a row whose throughput may fail to rise before the concurrency sweep stops (one noisy point
+        /// does not end a candidate).
+        public var patience = 1
         /// Re-measure the start and the chosen configuration at the end, each at its best concurrency.
         public var confirm = true
 
@@ -36,10 +39,10 @@ public struct Tuner {
             self.pointSeconds = pointSeconds ?? Self.plannedPointSeconds(budgetSeconds: budgetSeconds)
         }
 
-        /// About 60 points fit the search's share of the budget (a typical search visits 10–15 candidates of 3–6
-        /// points each); never less than one second, never more than ten.
+        /// About 40 points fit the search's share of the budget (a CPU search typically visits about 10
+        /// candidates of 3–5 points each, with start-up in between); never less than one second, never more than ten.
         public static func plannedPointSeconds(budgetSeconds: Double) -> Double {
-            min(10, max(1, budgetSeconds * 0.85 / 60))
+            min(10, max(1, budgetSeconds * 0.85 / 40))
         }
 
         /// Seconds kept for the confirmation runs (two points of twice the usual length, plus start-up).
@@ -220,7 +223,7 @@ private struct Search {
         let budget = settings.p99BudgetMilliseconds
         do {
             try await target.withCandidate(candidate) { probe in
-                var best = 0.0
+                var best = 0.0, flat = 0
                 for level in settings.space.concurrencies(for: candidate) {
                     if !points.isEmpty, elapsed() + settings.pointSeconds > searchDeadline { break }
                     let point = try await probe.measure(concurrency: level, seconds: settings.pointSeconds)
@@ -228,9 +231,14 @@ private struct Search {
                     report(
                         "\(candidate) c=\(level): \(format(point.imagesPerSecond)) img/s, "
                             + "p99 \(format(point.p99Milliseconds)) ms, batch \(format(point.meanBatchSize))")
-                    guard point.fits(p99BudgetMilliseconds: budget), point.imagesPerSecond > best * (1 + settings.minimumGain)
-                    else { break }
-                    best = point.imagesPerSecond
+                    guard point.fits(p99BudgetMilliseconds: budget) else { break }
+                    if point.imagesPerSecond > best * (1 + settings.minimumGain) {
+                        flat = 0
+                    } else {
+                        flat += 1
+                        if flat > settings.patience { break }
+                    }
+                    best = max(best, point.imagesPerSecond)
                 }
             }
         } catch {
