@@ -73,7 +73,7 @@ public struct SearchSpace: Sendable, Codable, Hashable {
         case maxQueueDelay
     }
 
-    /// `candidate` moved one step (`direction` ±1) along `dimension`; nil at the edge of the space.
+    /// `candidate` moved `direction` values (±1, ±2, …) along `dimension`; nil beyond the edge of the space.
     public func step(_ candidate: Candidate, along dimension: Dimension, direction: Int) -> Candidate? {
         func move(_ values: [Int], _ value: Int) -> Int? {
             guard let index = values.firstIndex(of: value), values.indices.contains(index + direction) else { return nil }

@@ -5,7 +5,8 @@ import Foundation
 /// Coordinate search from a start configuration (serve's default): along each knob in turn it steps to the
 /// neighbouring value and keeps walking that way while the score improves by more than `minimumGain` (or, stepping
 /// down to a cheaper value, while it stays within `minimumGain` of the best score: a plateau is walked down to
-/// its cheapest end); when any knob moved, every knob is tried again. Each candidate is measured once (results are cached) at rising
+/// its cheapest end); when any knob moved, every knob is tried again; when none moves, it looks two values away
+/// along each knob once more before stopping. Each candidate is measured once (results are cached) at rising
 /// concurrency until p99 passes the budget or throughput stops rising (for `patience + 1` levels in a row). The search stops when no step improves or
 /// the time budget is spent, and the best so far is reported; the start and the chosen configuration are then
 /// measured once more, side by side, from a reserved slice of the budget.
@@ -183,11 +184,13 @@ private struct Search {
         // Every move either beats the current score or keeps the best score while getting cheaper, so the walk
         // cannot cycle; the cap is a second guard.
         var movesLeft = settings.space.allCandidates.count
-        var moved = true
-        while moved {
-            moved = false
+        // Steps of one value; when they no longer help, one look two values away (a noisy neighbour can hide a
+        // better one behind it) before stopping.
+        var stride = 1
+        while true {
+            var moved = false
             for dimension in SearchSpace.Dimension.allCases {
-                for direction in [1, -1] {
+                for direction in [stride, -stride] {
                     var stepped = false
                     while movesLeft > 0, let next = settings.space.step(current, along: dimension, direction: direction) {
                         guard let result = await evaluate(next, target: target) else { return .budget }
@@ -201,6 +204,13 @@ private struct Search {
                     }
                     if stepped { break }
                 }
+            }
+            if moved {
+                stride = 1
+            } else if stride == 1 {
+                stride = 2
+            } else {
+                break
             }
         }
         return .converged
