@@ -100,10 +100,12 @@ struct RuntimeProbe: CandidateProbe {
     struct Tally: Sendable {
         var latencies = Histogram<UInt64>(highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .three)
         var requests = 0
+        /// Images answered.
+        var images = 0
+        /// Σ 1/batch size over those images: the number of batches they rode in.
+        var batches = 0.0
         /// Images answered before the window closed.
         var imagesInWindow = 0
-        /// Σ 1/batch size over those images: the number of batches they rode in.
-        var batchesInWindow = 0.0
         var errors = 0
     }
 
@@ -128,7 +130,8 @@ struct RuntimeProbe: CandidateProbe {
                 group.addTask {
                     var local = Tally()
                     var next = client
-                    while clock.now < end {
+                    // Every client sends at least one request, so even an overloaded machine yields a measurement.
+                    repeat {
                         let begin = clock.now
                         do {
                             let result: EmbeddingResult
@@ -141,23 +144,23 @@ struct RuntimeProbe: CandidateProbe {
                             let finished = clock.now
                             _ = local.latencies.record(UInt64(max(1, begin.duration(to: finished).microsecondCount)))
                             local.requests += 1
-                            if finished <= end {
-                                local.imagesInWindow += result.count
-                                local.batchesInWindow += Double(result.count) / Double(max(1, result.batchSize))
-                            }
+                            local.images += result.count
+                            local.batches += Double(result.count) / Double(max(1, result.batchSize))
+                            if finished <= end { local.imagesInWindow += result.count }
                         } catch {
                             local.errors += 1
                             // A failed engine answers at once; spinning on it measures nothing.
                             if runtime.readiness != .ready { break }
                         }
                         next += 1
-                    }
+                    } while clock.now < end
                     let mine = local
                     tally.withLock { total in
                         total.latencies.add(mine.latencies)
                         total.requests += mine.requests
+                        total.images += mine.images
+                        total.batches += mine.batches
                         total.imagesInWindow += mine.imagesInWindow
-                        total.batchesInWindow += mine.batchesInWindow
                         total.errors += mine.errors
                     }
                 }
@@ -168,11 +171,15 @@ struct RuntimeProbe: CandidateProbe {
         let total = tally.withLock { $0 }
         let deviceReadings = readings.withLock { $0 }
         let ms = { (value: UInt64) in Double(value) / 1000 }
+        // Images answered within the window over its length; when none was (a machine so loaded that no request
+        // finished in time), every image answered over the whole wall time.
+        let imagesPerSecond =
+            total.imagesInWindow > 0 ? Double(total.imagesInWindow) / seconds : Double(total.images) / max(wall, 1e-9)
         return Tuning.Measurement(
-            concurrency: concurrency, seconds: seconds, imagesPerSecond: Double(total.imagesInWindow) / seconds,
+            concurrency: concurrency, seconds: seconds, imagesPerSecond: imagesPerSecond,
             p50Milliseconds: total.requests > 0 ? ms(total.latencies.valueAtPercentile(50)) : .infinity,
             p99Milliseconds: total.requests > 0 ? ms(total.latencies.valueAtPercentile(99)) : .infinity,
-            meanBatchSize: total.batchesInWindow > 0 ? Double(total.imagesInWindow) / total.batchesInWindow : 0,
+            meanBatchSize: total.batches > 0 ? Double(total.images) / total.batches : 0,
             requests: total.requests, errors: total.errors,
             deviceUtilization: deviceReadings.isEmpty
                 ? nil : deviceReadings.map(\.utilization).reduce(0, +) / Double(deviceReadings.count),
