@@ -157,7 +157,6 @@ private struct Search {
     let progress: (Tuner.Progress) -> Void
     var results: [Candidate: CandidateResult] = [:]
     var order: [Candidate] = []
-    var failures: [Candidate: String] = [:]
 
     init(settings: Tuner.Settings, elapsed: @escaping @Sendable () -> Double, progress: @escaping (Tuner.Progress) -> Void) {
         self.settings = settings
@@ -230,6 +229,7 @@ private struct Search {
         order.append(candidate)
         report("candidate \(order.count): \(candidate)")
         var points: [Measurement] = []
+        var failure: String?
         let budget = settings.p99BudgetMilliseconds
         do {
             try await target.withCandidate(candidate) { probe in
@@ -252,11 +252,11 @@ private struct Search {
                 }
             }
         } catch {
-            failures[candidate] = String(describing: error)
+            failure = String(describing: error)
             report("\(candidate) failed: \(error)")
         }
         var result = CandidateResult(candidate: candidate, measurements: points, p99BudgetMilliseconds: budget)
-        result.failure = failures[candidate]
+        result.failure = failure
         results[candidate] = result
         return result
     }

@@ -11,11 +11,14 @@ import Tuning
 final class AnalyticTarget: TuneTarget, Sendable {
     let a: Double, b: Double, c: Double
     let startupSeconds: Double
+    /// Batches larger than this fail to start, as a GPU out of memory does.
+    let largestBatchThatFits: Int
     let clock = Mutex(0.0)
     /// Candidates started, in order.
     let started = Mutex<[Candidate]>([])
 
-    init(a: Double = 20, b: Double = 5, c: Double = 0.6, startupSeconds: Double = 0.5) {
+    init(a: Double = 20, b: Double = 5, c: Double = 0.6, startupSeconds: Double = 0.5, largestBatchThatFits: Int = .max) {
+        self.largestBatchThatFits = largestBatchThatFits
         self.a = a
         self.b = b
         self.c = c
@@ -52,6 +55,7 @@ final class AnalyticTarget: TuneTarget, Sendable {
     func withCandidate(_ candidate: Candidate, _ body: (any CandidateProbe) async throws -> Void) async throws {
         started.withLock { $0.append(candidate) }
         clock.withLock { $0 += startupSeconds }
+        guard candidate.maxBatchSize <= largestBatchThatFits else { throw OutOfMemory(batch: candidate.maxBatchSize) }
         try await body(Probe(target: self, candidate: candidate))
     }
 
@@ -64,4 +68,9 @@ final class AnalyticTarget: TuneTarget, Sendable {
             return target.point(candidate, concurrency: concurrency, seconds: seconds)
         }
     }
+}
+
+struct OutOfMemory: Error, CustomStringConvertible {
+    let batch: Int
+    var description: String { "out of memory for batch \(batch)" }
 }

@@ -51,6 +51,20 @@ struct TunerTests {
         #expect(tightChosen.best!.p99Milliseconds <= 120)
     }
 
+    @Test func aCandidateThatFailsToStartIsRecordedAndTheSearchStepsBack() async throws {
+        let target = AnalyticTarget(largestBatchThatFits: 16)
+        let outcome = await Tuner(settings: settings(budget: 500), elapsed: target.elapsed).run(target: target)
+        let failed = outcome.results.filter { $0.failure != nil }
+        #expect(!failed.isEmpty)
+        #expect(failed.allSatisfy { $0.candidate.maxBatchSize > 16 && $0.measurements.isEmpty && !$0.fitsBudget })
+        #expect(failed.allSatisfy { $0.failure == "out of memory for batch \($0.candidate.maxBatchSize)" })
+        let chosen = try #require(outcome.chosen)
+        #expect(chosen.candidate.maxBatchSize <= 16)
+        let fitting = space.allCandidates.filter { $0.maxBatchSize <= 16 }
+        let best = fitting.map { target.bestScore($0, space: space, budget: 500) }.max()!
+        #expect(abs(chosen.score - best) <= 1e-9 * best)
+    }
+
     @Test func neverMeasuresACandidateTwiceAndConfirmsStartAndChosenAtTheEnd() async throws {
         let target = AnalyticTarget()
         let outcome = await Tuner(settings: settings(budget: 500), elapsed: target.elapsed).run(target: target)
