@@ -60,6 +60,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(name: "Tuning", swiftSettings: strict),
         .target(
             name: "ClipServeHTTP",
             dependencies: [
@@ -78,7 +79,7 @@ let package = Package(
             name: "clipserve",
             dependencies: [
                 "InferenceCore", "SafeTensors", "CLIPModel", "ImageProcessing", "CPUBackend", "CUDABackend",
-                "InferenceRuntime", "ClipServeHTTP", "CommandConfig",
+                "InferenceRuntime", "ClipServeHTTP", "CommandConfig", "Tuning",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -123,6 +124,11 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TuningTests",
+            dependencies: ["Tuning", "clipserve", "InferenceRuntime", "InferenceCore"],
             swiftSettings: strict
         ),
     ],

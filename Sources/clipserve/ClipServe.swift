@@ -8,6 +8,7 @@ struct ClipServe: AsyncParsableCommand {
         abstract: "Serve CLIP image embeddings from open_clip image towers on CPUs and NVIDIA GPUs.",
         subcommands: [
             ServeCommand.self, EmbedCommand.self, InspectCommand.self, VerifyCommand.self, BenchCommand.self,
+            TuneCommand.self,
         ]
     )
 

@@ -1,0 +1,125 @@
+import Foundation
+import InferenceCore
+import InferenceRuntime
+import Synchronization
+import Testing
+import Tuning
+
+@testable import clipserve
+
+/// A tiny deterministic engine (as the runtime tests' fake engine): each embedding is a weighted sum of its image's
+/// pixels; it counts the contexts alive so a test can see that a candidate released them.
+final class CountingEngine: EmbeddingEngine, Sendable {
+    let spec = VisionTowerSpec(imageSize: 8, patchSize: 4, width: 16, layers: 1, headWidth: 8, embedDim: 4)
+    let deviceDescription = "counting fake"
+    let precision = Precision.fp32
+    let preferredBatchSizes: [Int] = []
+    let liveContexts = Atomic<Int>(0)
+    let largestBatch = Atomic<Int>(0)
+
+    func makeContext(_ configuration: ExecutionContextConfiguration) throws -> any ExecutionContext {
+        CountingContext(engine: self, maxBatchSize: configuration.maxBatchSize)
+    }
+}
+
+final class CountingContext: ExecutionContext {
+    let engine: CountingEngine
+    let maxBatchSize: Int
+
+    init(engine: CountingEngine, maxBatchSize: Int) {
+        self.engine = engine
+        self.maxBatchSize = maxBatchSize
+        engine.liveContexts.add(1, ordering: .relaxed)
+    }
+
+    deinit { engine.liveContexts.subtract(1, ordering: .relaxed) }
+
+    func embed(
+        pixels: UnsafeBufferPointer<Float>, count: Int, normalize: Bool, into output: UnsafeMutableBufferPointer<Float>
+    ) throws {
+        guard count <= maxBatchSize else { throw EngineError.batchTooLarge(requested: count, maximum: maxBatchSize) }
+        engine.largestBatch.max(count, ordering: .relaxed)
+        let per = engine.spec.pixelsPerImage, dim = engine.spec.embedDim
+        for image in 0..<count {
+            for j in 0..<dim { output[image * dim + j] = 0 }
+            for i in 0..<per { output[image * dim + i % dim] += pixels[image * per + i] * Float(i % 7 + 1) }
+        }
+    }
+
+    func captureLayers(pixels: UnsafeBufferPointer<Float>, count: Int) throws -> [LayerOutput] { [] }
+}
+
+/// The byte is the pixel value.
+struct BytePreprocessor: ImagePreprocessing {
+    let pixelsPerImage: Int
+
+    func pixels(from bytes: [UInt8]) throws -> [Float] {
+        [Float](repeating: Float(bytes.first ?? 0) / 255, count: pixelsPerImage)
+    }
+}
+
+/// `clipserve tune`'s real target (runtime, batcher, closed-loop clients) over a fake engine. Nothing here asserts
+/// on timings: only on what was measured and that each candidate's runtime stopped and released its contexts.
+@Suite("RuntimeTuneTarget")
+struct RuntimeTuneTargetTests {
+    func target(_ engine: CountingEngine, images: Bool) -> RuntimeTuneTarget {
+        let load: RuntimeTuneTarget.Load =
+            images
+            ? .images((0..<5).map { [UInt8($0 * 40)] })
+            : .pixels((0..<3).map { [Float](repeating: Float($0), count: engine.spec.pixelsPerImage) })
+        var base = RuntimeConfiguration()
+        base.preprocessThreads = 2
+        return RuntimeTuneTarget(
+            engine: engine, preprocessor: BytePreprocessor(pixelsPerImage: engine.spec.pixelsPerImage), load: load,
+            base: base, highPriorityContextWhenSeveral: false, readDevice: nil)
+    }
+
+    @Test(arguments: [false, true])
+    func measuresACandidateThenReleasesItsContexts(images: Bool) async throws {
+        let engine = CountingEngine()
+        let candidate = Candidate(instances: 2, maxBatchSize: 4, maxQueueDelayMicroseconds: 500)
+        var measured: [Tuning.Measurement] = []
+        try await target(engine, images: images).withCandidate(candidate) { probe in
+            #expect(engine.liveContexts.load(ordering: .relaxed) == 2)
+            for concurrency in [1, 8] {
+                measured.append(try await probe.measure(concurrency: concurrency, seconds: 0.2))
+            }
+        }
+        #expect(engine.liveContexts.load(ordering: .relaxed) == 0)
+        #expect(engine.largestBatch.load(ordering: .relaxed) <= 4)
+        for point in measured {
+            #expect(point.requests > 0)
+            #expect(point.errors == 0)
+            #expect(point.imagesPerSecond > 0)
+            #expect(point.p50Milliseconds <= point.p99Milliseconds)
+            #expect(point.meanBatchSize >= 1 && point.meanBatchSize <= 4)
+            #expect(point.cpuUtilization != nil)
+            #expect(point.deviceUtilization == nil)
+        }
+        // One client never has company: every batch holds its single image.
+        #expect(measured[0].meanBatchSize == 1)
+    }
+
+    @Test func tunesTheRealRuntimeEndToEnd() async throws {
+        let engine = CountingEngine()
+        let space = SearchSpace(instances: [1, 2], batchSizes: [1, 4, 16], delaysMicroseconds: [0, 1000], concurrencyCap: 16)
+        var settings = Tuner.Settings(space: space, p99BudgetMilliseconds: 5_000, budgetSeconds: 60, pointSeconds: 0.05)
+        settings.minimumGain = 0.5  // a fake this fast is noise-bound; only large steps count
+        let clock = ContinuousClock(), began = clock.now
+        let elapsed: @Sendable () -> Double = {
+            let (seconds, attoseconds) = (clock.now - began).components
+            return Double(seconds) + Double(attoseconds) * 1e-18
+        }
+        let outcome = await Tuner(settings: settings, elapsed: elapsed)
+            .run(target: target(engine, images: true))
+        #expect(engine.liveContexts.load(ordering: .relaxed) == 0)
+        #expect(outcome.results.allSatisfy { $0.failure == nil })
+        #expect(outcome.results.first?.candidate == .serveDefault)
+        let chosen = try #require(outcome.chosen)
+        #expect(chosen.fitsBudget)
+        for (candidate, point) in outcome.points {
+            #expect(point.errors == 0 && point.requests > 0, "\(candidate) c=\(point.concurrency)")
+            #expect(point.meanBatchSize <= Double(candidate.maxBatchSize) + 1e-9)
+        }
+    }
+}

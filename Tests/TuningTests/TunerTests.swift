@@ -1,0 +1,127 @@
+import Testing
+import Tuning
+
+@Suite("Tuner")
+struct TunerTests {
+    let space = SearchSpace(
+        instances: [1, 2, 3, 4], batchSizes: SearchSpace.powersOfTwo(upTo: 64),
+        delaysMicroseconds: SearchSpace.defaultDelays, concurrencyCap: 512)
+
+    /// The fake has no noise, so any strict improvement is a step worth taking.
+    func settings(budget: Double, seconds: Double = 10_000) -> Tuner.Settings {
+        var settings = Tuner.Settings(space: space, p99BudgetMilliseconds: budget, budgetSeconds: seconds, pointSeconds: 1)
+        settings.minimumGain = 0
+        return settings
+    }
+
+    /// The best candidate of the whole grid, by brute force; ties go to the cheaper one.
+    func bruteForce(_ target: AnalyticTarget, budget: Double) -> (Candidate, Double) {
+        let scored = space.allCandidates.map { ($0, target.bestScore($0, space: space, budget: budget)) }
+        return scored.min { x, y in
+            x.1 != y.1 ? x.1 > y.1
+                : (x.0.instances, x.0.maxBatchSize, x.0.maxQueueDelayMicroseconds)
+                    < (y.0.instances, y.0.maxBatchSize, y.0.maxQueueDelayMicroseconds)
+        }!
+    }
+
+    @Test(arguments: [500.0, 250.0])
+    func findsTheBestConfigurationOfTheGridWithoutMeasuringAllOfIt(budget: Double) async throws {
+        let target = AnalyticTarget()
+        let outcome = await Tuner(settings: settings(budget: budget), elapsed: target.elapsed).run(target: target)
+        let (best, score) = bruteForce(target, budget: budget)
+        let chosen = try #require(outcome.chosen)
+        #expect(outcome.stopReason == .converged)
+        #expect(chosen.candidate == best, "brute force: \(best) at \(score) images/s; tuner: \(chosen.candidate) at \(chosen.score)")
+        #expect(abs(chosen.score - score) <= 1e-9 * score)
+        #expect(chosen.fitsBudget)
+        // A search, not the grid: 4 × 7 × 5 = 140 candidates.
+        #expect(outcome.results.count * 3 < space.allCandidates.count, "\(outcome.results.count) candidates measured")
+        // Every point of the best one stays within what the tuner was told.
+        #expect(chosen.best!.p99Milliseconds <= budget)
+    }
+
+    @Test func aTighterBudgetChoosesASmallerBatch() async throws {
+        let target = AnalyticTarget()
+        let loose = await Tuner(settings: settings(budget: 500), elapsed: target.elapsed).run(target: target)
+        let tight = await Tuner(settings: settings(budget: 120), elapsed: target.elapsed).run(target: target)
+        let looseBatch = try #require(loose.chosen?.candidate.maxBatchSize)
+        let tightChosen = try #require(tight.chosen)
+        #expect(tightChosen.candidate.maxBatchSize < looseBatch)
+        #expect(tightChosen.candidate == bruteForce(target, budget: 120).0)
+        #expect(tightChosen.best!.p99Milliseconds <= 120)
+    }
+
+    @Test func aCandidateThatFailsToStartIsRecordedAndTheSearchStepsBack() async throws {
+        let target = AnalyticTarget(largestBatchThatFits: 16)
+        let outcome = await Tuner(settings: settings(budget: 500), elapsed: target.elapsed).run(target: target)
+        let failed = outcome.results.filter { $0.failure != nil }
+        #expect(!failed.isEmpty)
+        #expect(failed.allSatisfy { $0.candidate.maxBatchSize > 16 && $0.measurements.isEmpty && !$0.fitsBudget })
+        #expect(failed.allSatisfy { $0.failure == "out of memory for batch \($0.candidate.maxBatchSize)" })
+        let chosen = try #require(outcome.chosen)
+        #expect(chosen.candidate.maxBatchSize <= 16)
+        let fitting = space.allCandidates.filter { $0.maxBatchSize <= 16 }
+        let best = fitting.map { target.bestScore($0, space: space, budget: 500) }.max()!
+        #expect(abs(chosen.score - best) <= 1e-9 * best)
+    }
+
+    @Test func neverMeasuresACandidateTwiceAndConfirmsStartAndChosenAtTheEnd() async throws {
+        let target = AnalyticTarget()
+        let outcome = await Tuner(settings: settings(budget: 500), elapsed: target.elapsed).run(target: target)
+        let started = target.started.withLock { $0 }
+        let search = Array(started.dropLast(2))
+        #expect(Set(search).count == search.count, "re-measured: \(search)")
+        #expect(search == outcome.results.map(\.candidate))
+        #expect(search.first == .serveDefault)
+        #expect(started.suffix(2) == [.serveDefault, outcome.chosen!.candidate])
+        let confirmation = try #require(outcome.confirmation)
+        #expect(confirmation.start == target.point(.serveDefault, concurrency: outcome.start!.best!.concurrency, seconds: 2))
+        #expect(confirmation.chosen?.concurrency == outcome.chosen?.best?.concurrency)
+    }
+
+    @Test(arguments: [0, 1])
+    func concurrencyRisesUntilTheBudgetIsPassedOrThroughputStopsRising(patience: Int) async throws {
+        let target = AnalyticTarget()
+        var settings = settings(budget: 500)
+        settings.minimumGain = 0.02
+        settings.patience = patience
+        let outcome = await Tuner(settings: settings, elapsed: target.elapsed).run(target: target)
+        for result in outcome.results {
+            let levels = result.measurements.map(\.concurrency)
+            #expect(levels == Array(space.concurrencies(for: result.candidate).prefix(levels.count)))
+            guard levels.count < space.concurrencies(for: result.candidate).count else { continue }
+            // Stopped early: the last point passed the budget, or the last patience + 1 points did not rise 2%.
+            let rates = result.measurements.map(\.imagesPerSecond)
+            let flat = (rates.count - patience - 1..<rates.count).allSatisfy { i in
+                i > 0 && rates[i] <= (rates[..<i].max() ?? 0) * 1.02
+            }
+            #expect(result.measurements.last!.p99Milliseconds > 500 || flat, "\(result.candidate): \(rates)")
+        }
+    }
+
+    @Test func stopsWhenTheTimeBudgetIsSpentAndReportsTheBestSoFar() async throws {
+        let target = AnalyticTarget()
+        let short = Tuner.Settings(space: space, p99BudgetMilliseconds: 500, budgetSeconds: 40, pointSeconds: 1)
+        let outcome = await Tuner(settings: short, elapsed: target.elapsed).run(target: target)
+        #expect(outcome.stopReason == .budget)
+        #expect(outcome.elapsedSeconds <= 40)
+        let chosen = try #require(outcome.chosen)
+        #expect(chosen == Tuner.choose(outcome.results))
+        #expect(chosen.score >= outcome.start!.score)
+    }
+
+    @Test func plansAtLeastOneSecondPerPoint() {
+        #expect(Tuner.Settings.plannedPointSeconds(budgetSeconds: 10) == 1)
+        #expect(Tuner.Settings.plannedPointSeconds(budgetSeconds: 180) > 3)
+        #expect(Tuner.Settings.plannedPointSeconds(budgetSeconds: 36_000) == 10)
+    }
+
+    @Test func whenNothingFitsTheLowestP99IsChosenAndFlagged() async throws {
+        let target = AnalyticTarget()
+        let outcome = await Tuner(settings: settings(budget: 1), elapsed: target.elapsed).run(target: target)
+        let chosen = try #require(outcome.chosen)
+        #expect(!chosen.fitsBudget)
+        let lowest = outcome.results.compactMap { $0.best?.p99Milliseconds }.min()!
+        #expect(chosen.best!.p99Milliseconds == lowest)
+    }
+}
