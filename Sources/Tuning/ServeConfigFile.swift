@@ -15,9 +15,15 @@ public struct ServeConfigFile: Sendable, Hashable, Codable {
     public var maxBatchSize: Int
     /// `--max-queue-delay`, in microseconds.
     public var maxQueueDelay: Int
+    /// `--precision` when the tuned engine was given one (omitted from the file otherwise).
+    public var precision: String?
+    /// `--threads` when the tuned engine was given one (omitted from the file otherwise).
+    public var threads: Int?
 
-    /// The keys the file holds, exactly.
-    public static let keys: Set<String> = ["_comment", "model", "backend", "instances", "max-batch-size", "max-queue-delay"]
+    /// The keys the file may hold: always all but the last two, which appear only when set.
+    public static let keys: Set<String> = [
+        "_comment", "model", "backend", "instances", "max-batch-size", "max-queue-delay", "precision", "threads",
+    ]
 
     enum CodingKeys: String, CodingKey {
         case comment = "_comment"
@@ -26,23 +32,34 @@ public struct ServeConfigFile: Sendable, Hashable, Codable {
         case instances
         case maxBatchSize = "max-batch-size"
         case maxQueueDelay = "max-queue-delay"
+        case precision
+        case threads
     }
 
     /// Memberwise init.
-    public init(comment: String, model: String, backend: String, instances: Int, maxBatchSize: Int, maxQueueDelay: Int) {
+    public init(
+        comment: String, model: String, backend: String, instances: Int, maxBatchSize: Int, maxQueueDelay: Int,
+        precision: String? = nil, threads: Int? = nil
+    ) {
         self.comment = comment
         self.model = model
         self.backend = backend
         self.instances = instances
         self.maxBatchSize = maxBatchSize
         self.maxQueueDelay = maxQueueDelay
+        self.precision = precision
+        self.threads = threads
     }
 
     /// The file for `candidate`.
-    public init(candidate: Candidate, model: String, backend: String, comment: String) {
+    public init(
+        candidate: Candidate, model: String, backend: String, comment: String, precision: String? = nil,
+        threads: Int? = nil
+    ) {
         self.init(
             comment: comment, model: model, backend: backend, instances: candidate.instances,
-            maxBatchSize: candidate.maxBatchSize, maxQueueDelay: candidate.maxQueueDelayMicroseconds)
+            maxBatchSize: candidate.maxBatchSize, maxQueueDelay: candidate.maxQueueDelayMicroseconds,
+            precision: precision, threads: threads)
     }
 
     /// Reads a file's contents.
@@ -61,6 +78,7 @@ public struct ServeConfigFile: Sendable, Hashable, Codable {
     public var commandLine: String {
         "clipserve serve --model \(shellQuoted(model)) --backend \(backend) --instances \(instances) "
             + "--max-batch-size \(maxBatchSize) --max-queue-delay \(maxQueueDelay)"
+            + (precision.map { " --precision \($0)" } ?? "") + (threads.map { " --threads \($0)" } ?? "")
     }
 }
 

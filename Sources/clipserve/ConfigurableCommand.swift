@@ -47,6 +47,10 @@ extension EmbedCommand: ConfigurableCommand {
     static let configSchema = ConfigSchema(options: ModelOptions.environmentOptions, readsFiles: false)
 }
 
+extension TuneCommand: ConfigurableCommand {
+    static let configSchema = ConfigSchema(options: ModelOptions.environmentOptions, readsFiles: false)
+}
+
 extension BenchEngineCommand: ConfigurableCommand {
     static let configSchema = ConfigSchema(options: ModelOptions.environmentOptions, readsFiles: false)
 }

@@ -99,7 +99,9 @@ struct TuneCommand: AsyncParsableCommand {
                 + "\(String(format: "%.1f", best.imagesPerSecond)) images/s at p99 \(String(format: "%.1f", best.p99Milliseconds)) ms "
                 + "(budget \(String(format: "%g", p99BudgetMs)) ms, \(best.concurrency) clients, \(load.summary))"
                 + (chosen.fitsBudget ? "" : "; NO configuration met the budget, this one had the lowest p99")
-            let config = ServeConfigFile(candidate: chosen.candidate, model: modelOptions.model, backend: backend, comment: comment)
+            let config = ServeConfigFile(
+                candidate: chosen.candidate, model: modelOptions.model, backend: backend, comment: comment,
+                precision: modelOptions.precision?.rawValue, threads: modelOptions.threads)
             try config.jsonData().write(to: URL(fileURLWithPath: output))
             report.config = config
             report.configPath = output

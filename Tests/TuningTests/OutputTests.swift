@@ -69,7 +69,7 @@ struct OutputTests {
         #expect(try ServeConfigFile(jsonData: data) == config)
         let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         #expect(Set(object.keys) == ["_comment", "model", "backend", "instances", "max-batch-size", "max-queue-delay"])
-        #expect(Set(object.keys) == ServeConfigFile.keys)
+        #expect(Set(object.keys).isSubset(of: ServeConfigFile.keys))
         #expect(object["instances"] as? Int == 2)
         #expect(object["max-batch-size"] as? Int == 64)
         #expect(object["max-queue-delay"] as? Int == 2000)
@@ -78,6 +78,15 @@ struct OutputTests {
         #expect(
             config.commandLine
                 == "clipserve serve --model '/models/ViT B-32' --backend cuda --instances 2 --max-batch-size 64 --max-queue-delay 2000")
+        // The engine's precision and threads travel along when the tuned run set them.
+        let pinned = ServeConfigFile(
+            candidate: Candidate(instances: 1, maxBatchSize: 8, maxQueueDelayMicroseconds: 0),
+            model: "random:ViT-B-32", backend: "cuda", comment: "c", precision: "bf16", threads: 4)
+        let pinnedData = try pinned.jsonData()
+        #expect(try ServeConfigFile(jsonData: pinnedData) == pinned)
+        let pinnedObject = try #require(try JSONSerialization.jsonObject(with: pinnedData) as? [String: Any])
+        #expect(Set(pinnedObject.keys) == ServeConfigFile.keys)
+        #expect(pinned.commandLine.hasSuffix("--max-queue-delay 0 --precision bf16 --threads 4"))
     }
 
     @Test func reportTableListsEveryCandidateAndJSONHoldsEveryPoint() async throws {
