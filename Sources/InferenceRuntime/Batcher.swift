@@ -1,3 +1,10 @@
+import Dispatch
+/// A batch input buffer handed to the threads that fill it; each writes its own disjoint rows.
+struct SendableBuffer: @unchecked Sendable {
+    let buffer: UnsafeMutableBufferPointer<Float>
+    init(_ buffer: UnsafeMutableBufferPointer<Float>) { self.buffer = buffer }
+}
+
 /// Embeddings of one request and where its time went.
 public struct BatchedEmbeddings: Sendable {
     /// `count × embedDim` floats in request order.
@@ -244,12 +251,21 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
                 workers[batch.worker].run(
                     count: sources.count, pixelsPerImage: pixelsPerImage, embedDim: embedDim, normalize: normalize,
                     fill: { input in
-                        for (slot, source) in sources.enumerated() {
+                        let destination = SendableBuffer(input)
+                        let copy = { @Sendable (slot: Int) in
+                            let source = sources[slot]
                             source.pixels.withUnsafeBufferPointer { pixels in
                                 let from = pixels[(source.index * pixelsPerImage)..<((source.index + 1) * pixelsPerImage)]
-                                _ = UnsafeMutableBufferPointer(rebasing: input[(slot * pixelsPerImage)...])
+                                _ = UnsafeMutableBufferPointer(rebasing: destination.buffer[(slot * pixelsPerImage)...])
                                     .initialize(from: from)
                             }
+                        }
+                        // A big batch (tens of MB of floats on a GPU) is copied by several threads: one thread's
+                        // memcpy would otherwise be the slowest stage of the batch.
+                        if sources.count >= 4, sources.count * pixelsPerImage >= Self.parallelFillFloats {
+                            DispatchQueue.concurrentPerform(iterations: sources.count, execute: copy)
+                        } else {
+                            for slot in sources.indices { copy(slot) }
                         }
                     },
                     done: { [self] result, duration in finished(batch, result: result, duration: duration) })
@@ -260,6 +276,9 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
             }
         }
     }
+
+    /// Batches of at least this many floats (4 MiB) are written into the worker's input by several threads.
+    static var parallelFillFloats: Int { 1 << 20 }
 
     private static func error(for rejection: BatcherRejection, state: State, timeout: Duration) -> RuntimeError {
         switch rejection {

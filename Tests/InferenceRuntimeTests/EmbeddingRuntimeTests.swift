@@ -93,6 +93,22 @@ struct EmbeddingRuntimeTests {
         }
     }
 
+    @Test(arguments: [false, true])
+    func bigBatchesFilledBySeveralThreadsKeepEveryImageInItsRow(staged: Bool) async throws {
+        // 256×256 images: a batch of 8 is 1.5 M floats, over the runtime's parallel-fill threshold.
+        let engine = FakeEngine(staged: staged, imageSize: 256)
+        #expect(8 * engine.spec.pixelsPerImage >= 1 << 20)
+        let runtime = runtime(engine, configuration(instances: 1, maxBatch: 8))
+        try await withRunningRuntime(runtime) { _ in
+            let seeds: [UInt8] = [9, 1, 8, 2, 7, 3, 6, 4]
+            let result = try await runtime.embed(images: seeds.map { [$0] })
+            #expect(result.batchSize == 8)
+            for (i, seed) in seeds.enumerated() {
+                #expect(Array(result.embedding(i)) == engine.reference(engine.pixels(seeds: [Float(seed)])[...]), "image \(i)")
+            }
+        }
+    }
+
     @Test func stagingBufferCarriesTheBatch() async throws {
         // A context with its own upload buffer gets every batch written there, with the same results.
         let engine = FakeEngine(staged: true)

@@ -7,7 +7,7 @@ import TestSupport
 /// A deterministic engine for runtime tests: each embedding depends on that image's pixels only; batches can be
 /// held at a gate, and the engine can be told to fail.
 final class FakeEngine: EmbeddingEngine, Sendable {
-    let spec = VisionTowerSpec(imageSize: 8, patchSize: 4, width: 16, layers: 1, headWidth: 8, embedDim: 4)
+    let spec: VisionTowerSpec
     let deviceDescription = "fake"
     let precision = Precision.fp32
     let preferredBatchSizes: [Int] = []
@@ -19,8 +19,10 @@ final class FakeEngine: EmbeddingEngine, Sendable {
     let staged: Bool
     let stagedBatches = Atomic<Int>(0)
 
-    init(staged: Bool = false) {
+    /// `imageSize` 8 by default; bigger images make batches big enough for the runtime's parallel fill.
+    init(staged: Bool = false, imageSize: Int = 8) {
         self.staged = staged
+        spec = VisionTowerSpec(imageSize: imageSize, patchSize: 4, width: 16, layers: 1, headWidth: 8, embedDim: 4)
     }
 
     func makeContext(_ configuration: ExecutionContextConfiguration) throws -> any ExecutionContext {
