@@ -33,6 +33,9 @@ struct TuneCommand: AsyncParsableCommand {
     @Option(help: "Total time budget of the search, in minutes.")
     var minutes: Double = 5
 
+    @Option(help: "Length of each measured point, in seconds (default: minutes × 60 × 0.85 / 40, within 1…10 s).")
+    var pointSeconds: Double?
+
     @Option(help: "Serve configuration file to write (JSON, serve's long option names as keys).")
     var output = "clipserve-tuned.json"
 
@@ -45,6 +48,9 @@ struct TuneCommand: AsyncParsableCommand {
     func validate() throws {
         guard p99BudgetMs > 0 else { throw ValidationError("--p99-budget-ms must be positive, got \(p99BudgetMs)") }
         guard minutes > 0 else { throw ValidationError("--minutes must be positive, got \(minutes)") }
+        if let pointSeconds, pointSeconds < 0.2 {
+            throw ValidationError("--point-seconds must be at least 0.2, got \(pointSeconds)")
+        }
     }
 
     func run() async throws {
@@ -81,7 +87,8 @@ struct TuneCommand: AsyncParsableCommand {
             engine: engine, preprocessor: ImagePreprocessor(config: loaded.preprocess), load: load, base: base,
             highPriorityContextWhenSeveral: backend == "cuda", readDevice: readDevice)
 
-        let settings = Tuner.Settings(space: space, p99BudgetMilliseconds: p99BudgetMs, budgetSeconds: minutes * 60)
+        let settings = Tuner.Settings(
+            space: space, p99BudgetMilliseconds: p99BudgetMs, budgetSeconds: minutes * 60, pointSeconds: pointSeconds)
         let clock = ContinuousClock()
         let began = clock.now
         let elapsed: @Sendable () -> Double = { (clock.now - began).seconds }
