@@ -34,6 +34,8 @@ let package = Package(
         .target(name: "CImageKernels"),
         // The CPU backend's AVX-512 GEMM, attention and LayerNorm, selected at run time (OpenBLAS otherwise).
         .target(name: "CKernels"),
+        // fp32 → fp16 / bf16 conversion of model inputs for GPU uploads (F16C picked at run time).
+        .target(name: "CPixelEncoding"),
 
         .target(name: "InferenceCore", swiftSettings: strict),
         // Command options from CLIPSERVE_* variables and JSON config files, merged into the argument list.
@@ -42,7 +44,7 @@ let package = Package(
         .target(name: "CPUBackend", dependencies: ["InferenceCore", "CBLAS", "CKernels"], swiftSettings: strict),
         .target(
             name: "CUDABackend",
-            dependencies: ["InferenceCore", "CCUDA"],
+            dependencies: ["InferenceCore", "CCUDA", "CPixelEncoding"],
             exclude: ["Kernels"],  // embedded as KernelSources.swift (scripts/device/embed_kernels.sh)
             swiftSettings: strict
         ),
@@ -52,7 +54,7 @@ let package = Package(
         .target(
             name: "InferenceRuntime",
             dependencies: [
-                "InferenceCore", "ImageProcessing",
+                "InferenceCore", "ImageProcessing", "CPixelEncoding",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "DequeModule", package: "swift-collections"),
@@ -112,7 +114,7 @@ let package = Package(
         .testTarget(name: "CUDABackendTests", dependencies: ["CUDABackend", "CPUBackend", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "InferenceRuntimeTests",
-            dependencies: ["InferenceRuntime", "CPUBackend", "CLIPModel", "TestSupport"],
+            dependencies: ["InferenceRuntime", "CPUBackend", "CLIPModel", "CPixelEncoding", "TestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

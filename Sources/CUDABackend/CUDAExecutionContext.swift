@@ -1,4 +1,5 @@
 import CCUDA
+import CPixelEncoding
 import Foundation
 import InferenceCore
 
@@ -29,6 +30,9 @@ public final class CUDAExecutionContext: ExecutionContext {
     /// pooled class tokens [B, W] T, embeddings [B, E] f32.
     let pixels, patches, patchOut, x, h, qkv, attention, mlp, pooled, embedding: CUDABuffer
     let pinnedInput: UnsafeMutableRawPointer
+    /// How pixels travel to the device: in the engine's storage type, so a 16-bit engine uploads half the bytes
+    /// (im2col rounded them to that type anyway, so results are bit-identical).
+    let inputEncoding: PixelEncoding
     let pinnedOutput: UnsafeMutableRawPointer
     private var plans: [MatmulShape: MatmulPlan] = [:]
     private var graphs: [Int: CUgraphExec] = [:]
@@ -68,7 +72,13 @@ public final class CUDAExecutionContext: ExecutionContext {
 
         let spec = engine.spec, b = maxBatchSize, t = engine.dtype.byteSize
         let rows = b * spec.tokens, w = spec.width, g2 = spec.gridSize * spec.gridSize
-        pixels = try device.allocate(b * spec.pixelsPerImage * 4, "pixels")
+        inputEncoding =
+            switch engine.dtype {
+            case .f32: .float32
+            case .f16: .float16
+            case .bf16: .bfloat16
+            }
+        pixels = try device.allocate(b * spec.pixelsPerImage * inputEncoding.byteSize, "pixels")
         patches = try device.allocate(b * g2 * engine.patchK * t, "patches")
         patchOut = try device.allocate(b * g2 * w * 4, "patch embeddings")
         x = try device.allocate(rows * w * 4, "residual stream")
@@ -112,15 +122,26 @@ public final class CUDAExecutionContext: ExecutionContext {
     ) throws {
         try validate(pixels: input, count: count)
         guard count > 0 else { return }
-        pinnedInput.copyMemory(from: input.baseAddress!, byteCount: input.count * 4)
+        stage(input, count: count)
         try embedStaged(count: count, normalize: normalize, into: output)
     }
 
-    /// The pinned upload buffer itself: the runtime's worker writes a batch here, saving a host copy per pixel.
-    public func stagingBuffer(count: Int) -> UnsafeMutableBufferPointer<Float>? {
+    /// The pinned upload buffer itself, in `inputEncoding`: the runtime's worker writes a batch here, saving a host
+    /// copy per pixel (and, for 16-bit engines, half the bytes over PCIe).
+    public func stagingBuffer(count: Int) -> StagingBuffer? {
         guard count >= 1, count <= maxBatchSize else { return nil }
-        let floats = count * engine.spec.pixelsPerImage
-        return UnsafeMutableBufferPointer(start: pinnedInput.bindMemory(to: Float.self, capacity: floats), count: floats)
+        return StagingBuffer(
+            base: pinnedInput, encoding: inputEncoding, capacity: maxBatchSize * engine.spec.pixelsPerImage)
+    }
+
+    /// Writes `count` images of fp32 pixels into the pinned upload buffer in `inputEncoding`.
+    private func stage(_ input: UnsafeBufferPointer<Float>, count: Int) {
+        let values = count * engine.spec.pixelsPerImage
+        switch inputEncoding {
+        case .float32: pinnedInput.copyMemory(from: input.baseAddress!, byteCount: values * 4)
+        case .float16: cpe_f32_to_f16(input.baseAddress!, pinnedInput.assumingMemoryBound(to: UInt16.self), values)
+        case .bfloat16: cpe_f32_to_bf16(input.baseAddress!, pinnedInput.assumingMemoryBound(to: UInt16.self), values)
+        }
     }
 
     public func embedStaged(count: Int, normalize: Bool, into output: UnsafeMutableBufferPointer<Float>) throws {
@@ -131,7 +152,7 @@ public final class CUDAExecutionContext: ExecutionContext {
         guard output.count == count * e else { throw EngineError.bufferSize(what: "output", expected: count * e, got: output.count) }
         try device.bind()
         let d = libraries.driver
-        let bytes = count * engine.spec.pixelsPerImage * 4
+        let bytes = count * engine.spec.pixelsPerImage * inputEncoding.byteSize
         try libraries.check(d.cuMemcpyHtoDAsync!(pixels.pointer, pinnedInput, bytes, stream), "cuMemcpyHtoDAsync(pixels)", "\(bytes) bytes")
         try run(profile: profile(for: count))
         if normalize { try l2Normalize(count: count) }
@@ -147,8 +168,8 @@ public final class CUDAExecutionContext: ExecutionContext {
         try device.bind()
         // Same path as `embed`: pinned staging and an async copy on this context's stream (a pageable
         // cuMemcpyHtoD on the legacy stream is not ordered with this non-blocking stream).
-        let bytes = input.count * 4
-        pinnedInput.copyMemory(from: input.baseAddress!, byteCount: bytes)
+        let bytes = input.count * inputEncoding.byteSize
+        stage(input, count: count)
         try libraries.check(
             libraries.driver.cuMemcpyHtoDAsync!(pixels.pointer, pinnedInput, bytes, stream), "cuMemcpyHtoDAsync(pixels)")
         var layers: [LayerOutput] = []

@@ -268,10 +268,11 @@ __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
-// Patch extraction for the patch-embedding GEMM: pixels [B, 3, S, S] fp32 -> patches [B*G*G, kPadded] in T,
-// column order (channel, ky, kx) like conv1.weight flattened; columns past 3*p*p are zero (K padded to 8).
+// Patch extraction for the patch-embedding GEMM: pixels [B, 3, S, S] -> patches [B*G*G, kPadded], both in T (the
+// host uploads pixels already rounded to T), column order (channel, ky, kx) like conv1.weight flattened; columns
+// past 3*p*p are zero (K padded to 8).
 template <typename T>
-__device__ void im2col(const float *pixels, T *patches, int batch, int imageSize, int patch, int grid, int kPadded) {
+__device__ void im2col(const T *pixels, T *patches, int batch, int imageSize, int patch, int grid, int kPadded) {
     long total = (long)batch * grid * grid * kPadded;
     int kReal = 3 * patch * patch;
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
@@ -282,7 +283,7 @@ __device__ void im2col(const float *pixels, T *patches, int batch, int imageSize
             int b = (int)(row / (grid * grid)), cell = (int)(row % (grid * grid));
             int py = cell / grid, px = cell % grid;
             int c = k / (patch * patch), rem = k % (patch * patch), ky = rem / patch, kx = rem % patch;
-            v = pixels[(((long)b * 3 + c) * imageSize + py * patch + ky) * imageSize + px * patch + kx];
+            v = to_float(pixels[(((long)b * 3 + c) * imageSize + py * patch + ky) * imageSize + px * patch + kx]);
         }
         patches[i] = from_float<T>(v);
     }
@@ -443,7 +444,7 @@ extern "C" __global__ void l2norm_f32(float *y, int dim) {
     }
 
 #define CLIPSERVE_ENTRY_POINTS(T, NAME)                                                                           \
-    extern "C" __global__ void im2col_##NAME(const float *pixels, T *patches, int batch, int imageSize, int patch, \
+    extern "C" __global__ void im2col_##NAME(const T *pixels, T *patches, int batch, int imageSize, int patch,     \
                                              int grid, int kPadded) {                                              \
         im2col<T>(pixels, patches, batch, imageSize, patch, grid, kPadded);                                        \
     }                                                                                                              \

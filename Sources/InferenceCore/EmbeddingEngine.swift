@@ -78,9 +78,10 @@ public protocol ExecutionContext: AnyObject {
     /// Runs the forward pass once and returns every layer's output, for layer-by-layer verification.
     func captureLayers(pixels: UnsafeBufferPointer<Float>, count: Int) throws -> [LayerOutput]
 
-    /// The context's own input buffer for a batch of `count` images (pinned host memory on CUDA), or nil when it
-    /// has none: a caller that writes the batch there and calls `embedStaged` saves one copy of every pixel.
-    func stagingBuffer(count: Int) -> UnsafeMutableBufferPointer<Float>?
+    /// The context's own input buffer for a batch of `count` images (pinned host memory on CUDA, holding pixels in
+    /// the encoding the device reads), or nil when it has none: a caller that writes the batch there and calls
+    /// `embedStaged` saves one copy of every pixel.
+    func stagingBuffer(count: Int) -> StagingBuffer?
 
     /// Embeds the `count` images written into `stagingBuffer(count:)`; same contract as `embed` otherwise.
     func embedStaged(count: Int, normalize: Bool, into output: UnsafeMutableBufferPointer<Float>) throws
@@ -88,15 +89,13 @@ public protocol ExecutionContext: AnyObject {
 
 extension ExecutionContext {
     /// No staging buffer: callers use `embed(pixels:count:normalize:into:)`.
-    public func stagingBuffer(count: Int) -> UnsafeMutableBufferPointer<Float>? { nil }
+    public func stagingBuffer(count: Int) -> StagingBuffer? { nil }
 
     /// Only reachable for contexts that have a staging buffer.
     public func embedStaged(count: Int, normalize: Bool, into output: UnsafeMutableBufferPointer<Float>) throws {
         throw EngineError.unavailable("this execution context has no staging buffer")
     }
-}
 
-extension ExecutionContext {
     /// Convenience over `embed(pixels:count:normalize:into:)` for arrays.
     public func embed(_ pixels: [Float], count: Int, normalize: Bool, embedDim: Int) throws -> [Float] {
         var out = [Float](repeating: 0, count: count * embedDim)
@@ -106,6 +105,38 @@ extension ExecutionContext {
             }
         }
         return out
+    }
+}
+
+/// How pixels are stored in a staging buffer.
+public enum PixelEncoding: String, Sendable, Hashable {
+    /// 4-byte floats.
+    case float32
+    /// IEEE binary16 bits, rounded to nearest even (what an fp16 engine reads).
+    case float16
+    /// bfloat16 bits, rounded to nearest even (what a bf16 engine reads).
+    case bfloat16
+
+    /// Bytes per pixel value.
+    public var byteSize: Int { self == .float32 ? 4 : 2 }
+}
+
+/// A context's input buffer: `capacity` pixel values at `base`, stored as `encoding`. Image `i` of a batch starts at
+/// value `i × pixelsPerImage`; writers of different images may run on different threads.
+public struct StagingBuffer: @unchecked Sendable {
+    // @unchecked: a raw pointer into memory the owning context keeps alive; writers fill disjoint images.
+    /// First byte.
+    public let base: UnsafeMutableRawPointer
+    /// How values are stored.
+    public let encoding: PixelEncoding
+    /// Values it holds.
+    public let capacity: Int
+
+    /// Memberwise init.
+    public init(base: UnsafeMutableRawPointer, encoding: PixelEncoding, capacity: Int) {
+        self.base = base
+        self.encoding = encoding
+        self.capacity = capacity
     }
 }
 

@@ -1,10 +1,6 @@
+import CPixelEncoding
 import Dispatch
-/// A batch input buffer handed to the threads that fill it; each writes its own disjoint rows.
-struct SendableBuffer: @unchecked Sendable {
-    let buffer: UnsafeMutableBufferPointer<Float>
-    init(_ buffer: UnsafeMutableBufferPointer<Float>) { self.buffer = buffer }
-}
-
+import InferenceCore
 /// Embeddings of one request and where its time went.
 public struct BatchedEmbeddings: Sendable {
     /// `count × embedDim` floats in request order.
@@ -250,14 +246,13 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
                 let pixelsPerImage = self.pixelsPerImage
                 workers[batch.worker].run(
                     count: sources.count, pixelsPerImage: pixelsPerImage, embedDim: embedDim, normalize: normalize,
-                    fill: { input in
-                        let destination = SendableBuffer(input)
+                    fill: { destination in
                         let copy = { @Sendable (slot: Int) in
                             let source = sources[slot]
                             source.pixels.withUnsafeBufferPointer { pixels in
-                                let from = pixels[(source.index * pixelsPerImage)..<((source.index + 1) * pixelsPerImage)]
-                                _ = UnsafeMutableBufferPointer(rebasing: destination.buffer[(slot * pixelsPerImage)...])
-                                    .initialize(from: from)
+                                destination.write(
+                                    image: slot, from: UnsafeBufferPointer(rebasing: pixels[(source.index * pixelsPerImage)...]),
+                                    pixelsPerImage: pixelsPerImage)
                             }
                         }
                         // A big batch (tens of MB of floats on a GPU) is copied by several threads: one thread's
@@ -286,6 +281,22 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
         case .shuttingDown: .shuttingDown
         case let .failed(message): .notReady("engine failed: \(message)")
         case .expired: .timedOut(after: timeout)
+        }
+    }
+}
+
+extension StagingBuffer {
+    /// Writes the first `pixelsPerImage` values of `source` as image `image` of the batch, in this buffer's encoding.
+    func write(image: Int, from source: UnsafeBufferPointer<Float>, pixelsPerImage: Int) {
+        precondition((image + 1) * pixelsPerImage <= capacity && source.count >= pixelsPerImage)
+        let offset = image * pixelsPerImage
+        switch encoding {
+        case .float32:
+            (base.assumingMemoryBound(to: Float.self) + offset).update(from: source.baseAddress!, count: pixelsPerImage)
+        case .float16:
+            cpe_f32_to_f16(source.baseAddress!, base.assumingMemoryBound(to: UInt16.self) + offset, pixelsPerImage)
+        case .bfloat16:
+            cpe_f32_to_bf16(source.baseAddress!, base.assumingMemoryBound(to: UInt16.self) + offset, pixelsPerImage)
         }
     }
 }

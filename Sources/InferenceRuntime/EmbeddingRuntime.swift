@@ -318,7 +318,7 @@ public final class EmbeddingRuntime<C: Clock>: Service, Sendable where C.Duratio
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 worker.run(
                     count: 1, pixelsPerImage: spec.pixelsPerImage, embedDim: spec.embedDim, normalize: normalize,
-                    fill: { $0.update(repeating: 0) },
+                    fill: { $0.base.initializeMemory(as: UInt8.self, repeating: 0, count: spec.pixelsPerImage * $0.encoding.byteSize) },
                     done: { result, _ in
                         continuation.resume(with: result.flatMap { embeddings in
                             embeddings.allSatisfy(\.isFinite)

@@ -37,11 +37,12 @@ final class InferenceWorker: Sendable {
         }
     }
 
-    /// Runs one batch on the worker thread: `fill` writes the batch's pixels into the input buffer, then the
-    /// embeddings (`count × embedDim` floats) or the error go to `done`, still on the worker thread.
+    /// Runs one batch on the worker thread: `fill` writes the batch's pixels into the input buffer (the context's
+    /// own staging buffer when it has one, in its encoding; else a float array of the worker's), then the embeddings
+    /// (`count × embedDim` floats) or the error go to `done`, still on the worker thread.
     func run(
         count: Int, pixelsPerImage: Int, embedDim: Int, normalize: Bool,
-        fill: @escaping @Sendable (UnsafeMutableBufferPointer<Float>) -> Void,
+        fill: @escaping @Sendable (StagingBuffer) -> Void,
         done: @escaping @Sendable (Result<[Float], any Error>, Duration) -> Void
     ) {
         let slot = self.slot
@@ -51,9 +52,9 @@ final class InferenceWorker: Sendable {
             let result = Result { () throws -> [Float] in
                 guard let context = slot.context else { throw EngineError.unavailable("execution context released") }
                 slot.output = .init(repeating: 0, count: count * embedDim)
-                if let staging = context.stagingBuffer(count: count) {
+                if let staging = context.stagingBuffer(count: count), staging.capacity >= count * pixelsPerImage {
                     // The context's own (pinned) upload buffer: one host copy of the pixels instead of two.
-                    fill(UnsafeMutableBufferPointer(rebasing: staging[0..<(count * pixelsPerImage)]))
+                    fill(staging)
                     try slot.output.withUnsafeMutableBufferPointer { output in
                         try context.embedStaged(count: count, normalize: normalize, into: output)
                     }
@@ -62,7 +63,7 @@ final class InferenceWorker: Sendable {
                 if slot.input.count < count * pixelsPerImage { slot.input = .init(repeating: 0, count: count * pixelsPerImage) }
                 try slot.input.withUnsafeMutableBufferPointer { input in
                     let batchInput = UnsafeMutableBufferPointer(rebasing: input[0..<(count * pixelsPerImage)])
-                    fill(batchInput)
+                    fill(StagingBuffer(base: UnsafeMutableRawPointer(input.baseAddress!), encoding: .float32, capacity: input.count))
                     try slot.output.withUnsafeMutableBufferPointer { output in
                         try context.embed(
                             pixels: UnsafeBufferPointer(batchInput), count: count, normalize: normalize, into: output)

@@ -93,10 +93,11 @@ struct EmbeddingRuntimeTests {
         }
     }
 
-    @Test(arguments: [false, true])
-    func bigBatchesFilledBySeveralThreadsKeepEveryImageInItsRow(staged: Bool) async throws {
-        // 256×256 images: a batch of 8 is 1.5 M floats, over the runtime's parallel-fill threshold.
-        let engine = FakeEngine(staged: staged, imageSize: 256)
+    @Test(arguments: [nil, PixelEncoding.float32, .float16])
+    func bigBatchesFilledBySeveralThreadsKeepEveryImageInItsRow(staging: PixelEncoding?) async throws {
+        // 256×256 images: a batch of 8 is 1.5 M floats, over the runtime's parallel-fill threshold. The seeds are
+        // small integers, exact in every encoding.
+        let engine = FakeEngine(staging: staging, imageSize: 256)
         #expect(8 * engine.spec.pixelsPerImage >= 1 << 20)
         let runtime = runtime(engine, configuration(instances: 1, maxBatch: 8))
         try await withRunningRuntime(runtime) { _ in
@@ -109,15 +110,24 @@ struct EmbeddingRuntimeTests {
         }
     }
 
-    @Test func stagingBufferCarriesTheBatch() async throws {
-        // A context with its own upload buffer gets every batch written there, with the same results.
-        let engine = FakeEngine(staged: true)
+    @Test(arguments: [PixelEncoding.float32, .float16, .bfloat16])
+    func stagingBufferCarriesTheBatchInItsEncoding(encoding: PixelEncoding) async throws {
+        // A context with its own upload buffer gets every batch written there, rounded to its encoding.
+        let engine = FakeEngine(staging: encoding)
         let runtime = runtime(engine, configuration(instances: 2, maxBatch: 3))
+        let scale: Float = 1.0 / 3  // not exact in 16 bits: the rounding shows
         try await withRunningRuntime(runtime) { _ in
-            let seeds: [UInt8] = [2, 4, 6, 8, 10, 12, 14]
-            let result = try await runtime.embed(images: seeds.map { [$0] })
-            for (i, seed) in seeds.enumerated() {
-                #expect(Array(result.embedding(i)) == engine.reference(engine.pixels(seeds: [Float(seed)])[...]))
+            let images = (0..<7).map { i in [Float](repeating: Float(i + 1) * scale, count: engine.spec.pixelsPerImage) }
+            for (i, pixels) in images.enumerated() {
+                let result = try await runtime.embed(pixels: pixels, count: 1)
+                let value = pixels[0]
+                let rounded: Float =
+                    switch encoding {
+                    case .float32: value
+                    case .float16: Float(Float16(value))
+                    case .bfloat16: Float(bitPattern: (value.bitPattern + 0x7fff + ((value.bitPattern >> 16) & 1)) & 0xffff_0000)
+                    }
+                #expect(Array(result.embedding(0)) == engine.reference(engine.pixels(seeds: [rounded])[...]), "image \(i)")
             }
             #expect(engine.stagedBatches.load(ordering: .relaxed) == engine.batches.withLock(\.count))
         }

@@ -15,13 +15,14 @@ final class FakeEngine: EmbeddingEngine, Sendable {
     let failNext = Atomic<Bool>(false)
     /// First pixel of every image, batch by batch, in the order the batches ran.
     let batches = Locked<[[Float]]>([])
-    /// Whether contexts offer a staging buffer (as CUDA's pinned upload buffer), and how many batches used it.
-    let staged: Bool
+    /// The encoding contexts' staging buffers use (as CUDA's pinned upload buffer), nil for none; and how many
+    /// batches went through one.
+    let staging: PixelEncoding?
     let stagedBatches = Atomic<Int>(0)
 
     /// `imageSize` 8 by default; bigger images make batches big enough for the runtime's parallel fill.
-    init(staged: Bool = false, imageSize: Int = 8) {
-        self.staged = staged
+    init(staging: PixelEncoding? = nil, imageSize: Int = 8) {
+        self.staging = staging
         spec = VisionTowerSpec(imageSize: imageSize, patchSize: 4, width: 16, layers: 1, headWidth: 8, embedDim: 4)
     }
 
@@ -46,26 +47,40 @@ final class FakeEngine: EmbeddingEngine, Sendable {
 final class FakeContext: ExecutionContext {
     let engine: FakeEngine
     let maxBatchSize: Int
-    private var staging: [Float]
+    private let staging: UnsafeMutableRawPointer?
 
     init(engine: FakeEngine, maxBatchSize: Int) {
         self.engine = engine
         self.maxBatchSize = maxBatchSize
-        staging = .init(repeating: .nan, count: engine.staged ? maxBatchSize * engine.spec.pixelsPerImage : 0)
+        staging = engine.staging.map { encoding in
+            let bytes = maxBatchSize * engine.spec.pixelsPerImage * encoding.byteSize
+            let memory = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+            memory.initializeMemory(as: UInt8.self, repeating: 0xff, count: bytes)  // NaN until written
+            return memory
+        }
     }
 
-    func stagingBuffer(count: Int) -> UnsafeMutableBufferPointer<Float>? {
-        guard engine.staged, count <= maxBatchSize else { return nil }
-        return staging.withUnsafeMutableBufferPointer { $0 }  // the array's storage lives as long as the context
+    deinit { staging?.deallocate() }
+
+    func stagingBuffer(count: Int) -> StagingBuffer? {
+        guard let staging, let encoding = engine.staging, count <= maxBatchSize else { return nil }
+        return StagingBuffer(base: staging, encoding: encoding, capacity: maxBatchSize * engine.spec.pixelsPerImage)
     }
 
+    /// Decodes the staged values back to floats (as a GPU would read them) and embeds those.
     func embedStaged(count: Int, normalize: Bool, into output: UnsafeMutableBufferPointer<Float>) throws {
         engine.stagedBatches.add(1, ordering: .relaxed)
-        let floats = count * engine.spec.pixelsPerImage
-        try staging.withUnsafeBufferPointer { all in
-            try embed(
-                pixels: UnsafeBufferPointer(rebasing: all[0..<floats]), count: count, normalize: normalize, into: output)
-        }
+        let values = count * engine.spec.pixelsPerImage
+        let floats: [Float] =
+            switch engine.staging! {
+            case .float32: Array(UnsafeBufferPointer(start: staging!.assumingMemoryBound(to: Float.self), count: values))
+            case .float16:
+                UnsafeBufferPointer(start: staging!.assumingMemoryBound(to: Float16.self), count: values).map(Float.init)
+            case .bfloat16:
+                UnsafeBufferPointer(start: staging!.assumingMemoryBound(to: UInt16.self), count: values)
+                    .map { Float(bitPattern: UInt32($0) << 16) }
+            }
+        try floats.withUnsafeBufferPointer { try embed(pixels: $0, count: count, normalize: normalize, into: output) }
     }
 
     func embed(
