@@ -293,7 +293,8 @@ public struct BatcherStateMachine<Instant: InstantProtocol>: Sendable where Inst
 
     /// The earliest deadline of any live request, and the end of the oldest image's delay when a worker is idle.
     private func nextWake(now: Instant) -> Instant? {
-        var wake = requests.values.map(\.deadline).min()
+        var wake: Instant?
+        for request in requests.values where wake.map({ request.deadline < $0 }) ?? true { wake = request.deadline }
         if queuedImages > 0, workers.contains(.idle), let oldest = oldestEnqueued {
             let cut = oldest.advanced(by: configuration.maxQueueDelay)
             if cut > now { wake = wake.map { min($0, cut) } ?? cut }

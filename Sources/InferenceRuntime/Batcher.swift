@@ -130,15 +130,26 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
     }
 
     /// Serves the timers the machine asks for until it reports `drained` (or the task is cancelled).
+    ///
+    /// One sleeper at a time: every instant the machine asks for is the earliest wake it needs now (it asks only
+    /// for one earlier than the armed one, and again after a timer fires), so a new instant replaces — cancels — the
+    /// previous sleeper. Sleepers for far-away request deadlines never pile up however often the queue delay re-arms.
     func runTimers() async {
-        await withDiscardingTaskGroup { group in
-            for await instant in timers {
-                group.addTask { [self] in
-                    try? await clock.sleep(until: instant, tolerance: nil)
-                    fire()
-                }
+        let sleeper = Locked<Task<Void, Never>?>(nil)
+        for await instant in timers {
+            let task = Task { [self] in
+                do { try await clock.sleep(until: instant, tolerance: nil) } catch { return }
+                guard !Task.isCancelled else { return }
+                fire()
             }
-            group.cancelAll()
+            sleeper.withLock { current in
+                current?.cancel()
+                current = task
+            }
+        }
+        sleeper.withLock { current in
+            current?.cancel()
+            current = nil
         }
     }
 

@@ -243,7 +243,10 @@ struct StatusPageTests {
 
             await eventually { clock.sleeperCount == 1 }
             clock.advance(by: .seconds(1))
-            let held = try await statusOnceSampled(client) { !$0.series("queue_depth").isEmpty }
+            // The second closes before the sampler's gauges land in it: wait for the reading, not just the slot.
+            let held = try await statusOnceSampled(client) {
+                $0.series("queue_depth").count == 1 && $0.series("queue_depth")[0] != nil
+            }
             #expect(held.series("queue_depth") == [3])
             #expect(held.series("images_per_second") == [0])
 

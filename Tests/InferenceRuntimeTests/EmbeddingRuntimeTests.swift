@@ -66,8 +66,9 @@ struct EmbeddingRuntimeTests {
     }
 
     @Test func everyDeviceGetsContextsAndBatches() async throws {
-        // Two engines stand for two GPUs; two contexts each. Requests held at the first engine's gate pile up
-        // there, so the batcher must hand the rest to the second engine.
+        // Two engines stand for two GPUs; two contexts each. While a batch is held on the first engine, every later
+        // request goes to the second one, whose in-flight count is lower, although the first still has an idle
+        // context.
         let first = FakeEngine(), second = FakeEngine()
         let runtime = EmbeddingRuntime(
             engines: [first, second], preprocessor: FakePreprocessor(pixelsPerImage: first.spec.pixelsPerImage),
@@ -77,19 +78,20 @@ struct EmbeddingRuntimeTests {
             let warm = (first.batches.withLock(\.count), second.batches.withLock(\.count))
             #expect(warm == (2, 2), "one warm-up batch per context, two contexts per engine")
             first.gate.close()
-            let seeds: [UInt8] = [3, 5, 7, 11, 13, 17]
-            try await withThrowingTaskGroup(of: (UInt8, [Float]).self) { group in
-                for seed in seeds {
-                    group.addTask { (seed, try await runtime.embed(images: [[seed]]).embeddings) }
-                }
-                // Device 0's two contexts block on the gate; device 1 serves the other four.
-                await eventually { second.batches.withLock(\.count) == 2 + 4 }
-                first.gate.open()
-                for try await (seed, embedding) in group {
-                    #expect(embedding == first.reference(first.pixels(seeds: [Float(seed)])[...]), "seed \(seed)")
-                }
+            second.gate.close()
+            let held = Task { try await runtime.embed(images: [[3]]).embeddings }
+            // The first batch goes to device 0 (both idle: the lower index); it waits at device 0's gate.
+            await eventually { first.gate.waiting.load(ordering: .relaxed) == 1 }
+            second.gate.open()
+            for seed: UInt8 in [5, 7, 11] {
+                let embedding = try await runtime.embed(images: [[seed]]).embeddings
+                #expect(embedding == second.reference(second.pixels(seeds: [Float(seed)])[...]), "seed \(seed)")
             }
-            #expect(first.batches.withLock(\.count) == 2 + 2)
+            #expect(second.batches.withLock(\.count) == 2 + 3, "device 1 has nothing in flight: it takes them all")
+            #expect(first.gate.waiting.load(ordering: .relaxed) == 1)
+            first.gate.open()
+            #expect(try await held.value == first.reference(first.pixels(seeds: [3])[...]))
+            #expect(first.batches.withLock(\.count) == 2 + 1)
         }
     }
 
@@ -174,6 +176,30 @@ struct EmbeddingRuntimeTests {
             engine.gate.open()
             let after = try await runtime.embed(images: [[3]])
             #expect(Array(after.embedding(0)) == engine.reference(engine.pixels(seeds: [3])[...]))
+        }
+    }
+
+    @Test func rearmedTimersDoNotPileUp() async throws {
+        // Every request waits for the queue delay, then its batch re-arms the timer for its far deadline. The next
+        // request's earlier delay replaces that sleeper instead of adding one: sleepers stay at one or two however
+        // many requests go by (they used to grow by one per request, each sleeping until its request's timeout).
+        let engine = FakeEngine()
+        let clock = ManualClock()
+        var configuration = configuration(maxBatch: 8, timeout: .seconds(60))
+        configuration.maxQueueDelay = .milliseconds(10)
+        let runtime = EmbeddingRuntime(
+            engine: engine, preprocessor: FakePreprocessor(pixelsPerImage: engine.spec.pixelsPerImage),
+            configuration: configuration, clock: clock)
+        try await withRunningRuntime(runtime) { _ in
+            for seed in 1...30 {
+                let request = Task { try await runtime.embed(images: [[UInt8(seed)]]) }
+                await eventually { runtime.queuedImages == 1 }
+                #expect(clock.sleeperCount <= 2, "request \(seed)")
+                clock.advance(by: .milliseconds(10))
+                let result = try await request.value
+                #expect(Array(result.embedding(0)) == engine.reference(engine.pixels(seeds: [Float(seed)])[...]))
+            }
+            await eventually { clock.sleeperCount <= 1 }
         }
     }
 
