@@ -107,7 +107,8 @@ public struct BatcherStateMachine<Instant: InstantProtocol>: Sendable where Inst
     private let workerPriorities: [ContextPriority]
     private let workerDevices: [Int]
     private var nextBatchID: UInt64 = 1
-    private var armedTimer: Instant?
+    /// The instant the owner's timer should wake at (the last `scheduleTimer` not yet fired), nil for none.
+    public private(set) var armedTimer: Instant?
     private var shuttingDown = false
     private var drainedSent = false
     /// Set by the first engine failure; nothing is admitted afterwards.

@@ -131,24 +131,29 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
 
     /// Serves the timers the machine asks for until it reports `drained` (or the task is cancelled).
     ///
-    /// One sleeper at a time: every instant the machine asks for is the earliest wake it needs now (it asks only
-    /// for one earlier than the armed one, and again after a timer fires), so a new instant replaces — cancels — the
-    /// previous sleeper. Sleepers for far-away request deadlines never pile up however often the queue delay re-arms.
+    /// One sleeper at a time, always for the machine's own armed instant: each `scheduleTimer` is only a signal to
+    /// look at it again (signals from different threads may arrive out of order; the machine's value is the truth).
+    /// A sleeper that is no longer wanted is cancelled, so sleepers for far-away request deadlines never pile up
+    /// however often the queue delay re-arms.
     func runTimers() async {
-        let sleeper = Locked<Task<Void, Never>?>(nil)
-        for await instant in timers {
-            let task = Task { [self] in
-                do { try await clock.sleep(until: instant, tolerance: nil) } catch { return }
-                guard !Task.isCancelled else { return }
-                fire()
-            }
+        let sleeper = Locked<(task: Task<Void, Never>, instant: C.Instant)?>(nil)
+        for await _ in timers {
+            let wanted = state.withLock { $0.machine.armedTimer }
             sleeper.withLock { current in
-                current?.cancel()
-                current = task
+                guard current?.instant != wanted else { return }
+                current?.task.cancel()
+                current = wanted.map { instant in
+                    let task = Task { [self] in
+                        do { try await clock.sleep(until: instant, tolerance: nil) } catch { return }
+                        guard !Task.isCancelled else { return }
+                        fire()
+                    }
+                    return (task, instant)
+                }
             }
         }
         sleeper.withLock { current in
-            current?.cancel()
+            current?.task.cancel()
             current = nil
         }
     }
