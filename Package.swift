@@ -98,7 +98,7 @@ let package = Package(
             path: "Tests/TestSupport",
             swiftSettings: strict
         ),
-        .testTarget(name: "CommandConfigTests", dependencies: ["CommandConfig"], swiftSettings: strict),
+        .testTarget(name: "CommandConfigTests", dependencies: ["CommandConfig", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "ImageProcessingTests",

@@ -3,7 +3,7 @@ import TestSupport
 import Testing
 
 /// `clipserve embed` as a user runs it: the built binary, the tiny fixture model, good and bad files.
-@Suite("clipserve embed", .enabled(if: builtBinary != nil, "the clipserve executable is not built"))
+@Suite("clipserve embed", .enabled(if: builtClipserve != nil, "the clipserve executable is not built"))
 struct EmbedCommandTests {
     struct Run {
         let status: Int32
@@ -13,7 +13,7 @@ struct EmbedCommandTests {
 
     func run(_ arguments: [String]) throws -> Run {
         let process = Process()
-        process.executableURL = builtBinary!
+        process.executableURL = builtClipserve!
         process.arguments = arguments
         let out = Pipe(), err = Pipe()
         process.standardOutput = out

@@ -4,18 +4,6 @@ import NIOCore
 import TestSupport
 import Testing
 
-/// The `clipserve` executable built next to this test bundle (`swift build --build-tests` builds both).
-let builtBinary: URL? = {
-    if let path = ProcessInfo.processInfo.environment["CLIPSERVE_BINARY"] { return URL(fileURLWithPath: path) }
-    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    for _ in 0..<3 {
-        let candidate = directory.appendingPathComponent("clipserve")
-        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-        directory = directory.deletingLastPathComponent()
-    }
-    return nil
-}()
-
 /// Lines of a child process's standard output, as they come.
 final class LineReader: @unchecked Sendable {
     // Touched only from the pipe's readability handler (one serial queue) and once by `stop`.
@@ -41,12 +29,12 @@ final class LineReader: @unchecked Sendable {
     }
 }
 
-@Suite("Graceful shutdown", .enabled(if: builtBinary != nil, "the clipserve executable is not built"))
+@Suite("Graceful shutdown", .enabled(if: builtClipserve != nil, "the clipserve executable is not built"))
 struct ShutdownTests {
     @Test func sigtermUnderLoadAnswersEveryAcceptedRequestAndExitsZero() async throws {
         let tiny = try TinyModel.shared.get()
         let process = Process()
-        process.executableURL = try #require(builtBinary)
+        process.executableURL = try #require(builtClipserve)
         process.arguments = [
             "serve", "--model", Fixtures.root.appendingPathComponent("models/oc-tiny").path, "--backend", "cpu",
             "--host", "127.0.0.1", "--port", "0", "--max-batch-size", "4", "--preprocess-threads", "1",

@@ -5,75 +5,10 @@ import HummingbirdTesting
 import InferenceRuntime
 import NIOCore
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import ClipServeHTTP
-
-/// A clock that moves only when a test calls `advance(by:)`; sleepers wake when their instant is reached.
-final class StepClock: Clock, Sendable {
-    struct Instant: InstantProtocol {
-        var offset: Duration
-        func advanced(by duration: Duration) -> Instant { Instant(offset: offset + duration) }
-        func duration(to other: Instant) -> Duration { other.offset - offset }
-        static func < (lhs: Instant, rhs: Instant) -> Bool { lhs.offset < rhs.offset }
-    }
-
-    private struct Sleeper {
-        var id: Int
-        var deadline: Instant
-        var continuation: CheckedContinuation<Void, any Error>
-    }
-
-    private struct State {
-        var now = Instant(offset: .zero)
-        var sleepers: [Sleeper] = []
-        var nextID = 0
-    }
-
-    private let state = Mutex(State())
-
-    var now: Instant { state.withLock { $0.now } }
-    var minimumResolution: Duration { .zero }
-
-    func sleep(until deadline: Instant, tolerance: Duration?) async throws {
-        let id = state.withLock { state in
-            state.nextID += 1
-            return state.nextID
-        }
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let resumeNow = state.withLock { state -> Bool in
-                    if deadline <= state.now || Task.isCancelled { return true }
-                    state.sleepers.append(Sleeper(id: id, deadline: deadline, continuation: continuation))
-                    return false
-                }
-                if resumeNow { continuation.resume() }
-            }
-        } onCancel: {
-            let sleeper = state.withLock { state -> Sleeper? in
-                guard let index = state.sleepers.firstIndex(where: { $0.id == id }) else { return nil }
-                return state.sleepers.remove(at: index)
-            }
-            sleeper?.continuation.resume(throwing: CancellationError())
-        }
-        try Task.checkCancellation()
-    }
-
-    /// Sleepers waiting now.
-    var sleeperCount: Int { state.withLock { $0.sleepers.count } }
-
-    /// Moves time forward and wakes every sleeper whose deadline has come.
-    func advance(by duration: Duration) {
-        let due = state.withLock { state -> [Sleeper] in
-            state.now = state.now.advanced(by: duration)
-            let now = state.now
-            let due = state.sleepers.filter { $0.deadline <= now }
-            state.sleepers.removeAll { $0.deadline <= now }
-            return due
-        }
-        for sleeper in due { sleeper.continuation.resume() }
-    }
-}
 
 extension TestClientProtocol {
     /// `GET /status.json`, parsed.
@@ -148,7 +83,7 @@ struct StatusPageTests {
     @Test func countsImagesRequestsAndErrorsPerSecondOnAManualClock() async throws {
         let server = try TestServer()
         let tiny = server.tiny
-        let clock = StepClock()
+        let clock = ManualClock()
         let recorder = StatusRecorder(clock: clock)
         let app = buildApplication(
             runtime: server.runtime, configuration: server.configuration, registry: server.registry, status: recorder)
@@ -228,7 +163,7 @@ struct StatusPageTests {
         let metrics = ServerMetrics()
         let runtime = EmbeddingRuntime(
             engine: engine, preprocessor: tiny.preprocessor, configuration: configuration, metrics: metrics.runtime)
-        let clock = StepClock()
+        let clock = ManualClock()
         let recorder = StatusRecorder(clock: clock)
         let app = buildApplication(runtime: runtime, configuration: http, registry: metrics.registry, status: recorder)
         let image = tiny.bytes("tiny.png")
@@ -337,7 +272,7 @@ struct StatusTimelineTests {
     }
 
     @Test func recorderKeepsTheLastErrors() {
-        let clock = StepClock()
+        let clock = ManualClock()
         let recorder = StatusRecorder(clock: clock, historySeconds: 3, errorCapacity: 3)
         for status in [400, 401, 404, 413, 503] {
             recorder.recordRequest(method: "POST", route: "/embed", status: status, latency: .milliseconds(2), message: "m\(status)")

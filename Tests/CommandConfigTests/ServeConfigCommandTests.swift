@@ -1,22 +1,10 @@
 import CommandConfig
 import Foundation
+import TestSupport
 import Testing
 
-/// The `clipserve` executable built next to this test bundle (`swift build --build-tests` builds both), or
-/// `$CLIPSERVE_BINARY`.
-let clipserveBinary: URL? = {
-    if let path = ProcessInfo.processInfo.environment["CLIPSERVE_BINARY"] { return URL(fileURLWithPath: path) }
-    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    for _ in 0..<3 {
-        let candidate = directory.appendingPathComponent("clipserve")
-        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-        directory = directory.deletingLastPathComponent()
-    }
-    return nil
-}()
-
 /// `clipserve serve --config`, `CLIPSERVE_*` and `--print-config` as a user runs them: the built binary.
-@Suite("clipserve serve configuration", .enabled(if: clipserveBinary != nil, "the clipserve executable is not built"))
+@Suite("clipserve serve configuration", .enabled(if: builtClipserve != nil, "the clipserve executable is not built"))
 struct ServeConfigCommandTests {
     struct Run {
         let status: Int32
@@ -40,7 +28,7 @@ struct ServeConfigCommandTests {
     /// Runs the binary with this process's environment minus every `CLIPSERVE_*` variable, plus `environment`.
     func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Run {
         let process = Process()
-        process.executableURL = clipserveBinary!
+        process.executableURL = builtClipserve!
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("CLIPSERVE_") }
             .merging(environment) { $1 }

@@ -1,4 +1,5 @@
 import InferenceCore
+import TestSupport
 import Testing
 
 @testable import InferenceRuntime

@@ -1,6 +1,7 @@
 import InferenceCore
 import Logging
 import ServiceLifecycle
+import TestSupport
 import Testing
 
 @testable import InferenceRuntime
