@@ -22,7 +22,7 @@ extension JSONValue {
     }
 
     /// A JSON string literal.
-    static func quoted(_ value: String) -> String {
+    public static func quoted(_ value: String) -> String {
         var out = "\""
         for scalar in value.unicodeScalars {
             switch scalar {

@@ -1,3 +1,4 @@
+import CommandConfig
 import Foundation
 import Synchronization
 
@@ -111,21 +112,7 @@ enum NPYWriter {
 /// Minimal JSON text for hot output paths.
 enum JSONText {
     /// A JSON string literal.
-    static func string(_ value: String) -> String {
-        var out = "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
+    static func string(_ value: String) -> String { JSONValue.quoted(value) }
 
     /// A JSON number; non-finite values (which JSON cannot carry) become null.
     static func float(_ value: Float) -> String {
