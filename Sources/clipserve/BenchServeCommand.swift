@@ -42,7 +42,7 @@ struct BenchServeCommand: AsyncParsableCommand {
     var modelName: String?
 
     @Option(help: "Bearer token (env CLIPSERVE_API_KEY).")
-    var apiKey: String? = ProcessInfo.processInfo.environment["CLIPSERVE_API_KEY"]
+    var apiKey: String?
 
     @Flag(help: "Print one JSON object instead of text.")
     var json = false

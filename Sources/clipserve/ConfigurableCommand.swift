@@ -51,6 +51,17 @@ extension TuneCommand: ConfigurableCommand {
     static let configSchema = ConfigSchema(options: ModelOptions.environmentOptions, readsFiles: false)
 }
 
+extension VerifyCommand: ConfigurableCommand {
+    // `--model` is a list of models to check there, so only the library folders come from the environment.
+    static let configSchema = ConfigSchema(
+        options: ModelOptions.configOptions.filter { $0.name == "cuda-lib-path" }, readsFiles: false)
+}
+
+extension BenchServeCommand: ConfigurableCommand {
+    // The load generator reads the server's key from the environment, as `serve` does.
+    static let configSchema = ConfigSchema(options: [ConfigOption("api-key", .string, isSecret: true)], readsFiles: false)
+}
+
 extension BenchEngineCommand: ConfigurableCommand {
     static let configSchema = ConfigSchema(options: ModelOptions.environmentOptions, readsFiles: false)
 }

@@ -33,6 +33,19 @@ enum DeviceSelection: Equatable, Sendable, ExpressibleByArgument {
         guard !ordinals.isEmpty, ordinals.allSatisfy({ ($0 ?? -1) >= 0 }) else { return nil }
         self = .list(ordinals.compactMap { $0 })
     }
+
+    /// The ordinals this selection names when the driver sees `available` GPUs; throws
+    /// `EngineError.unavailable` naming an ordinal that does not exist.
+    func ordinals(available: Int) throws -> [Int] {
+        switch self {
+        case .all: return Array(0..<available)
+        case let .list(list):
+            if let bad = list.first(where: { $0 >= available }) {
+                throw EngineError.unavailable("cuda: GPU \(bad) requested, the driver sees \(available) (0...\(available - 1))")
+            }
+            return list
+        }
+    }
 }
 
 /// The options every command that runs a model shares: which model, on which backend, how.
@@ -91,12 +104,7 @@ enum EngineFactory {
             do {
                 return try makeCUDA(options: options, model: model)
             } catch let EngineError.unavailable(reason) {
-                guard options.precision == nil || options.precision == .fp32 else {
-                    throw EngineError.unavailable(
-                        "--precision \(options.precision!.rawValue) needs CUDA, which is unavailable (\(reason)); "
-                            + "the cpu backend computes in fp32 only")
-                }
-                return try makeCPU(options: options, model: model)
+                return try makeCPUInsteadOfCUDA(options: options, model: model, reason: reason)
             }
         }
     }
@@ -112,8 +120,8 @@ enum EngineFactory {
         case .auto:
             do {
                 return try makeCUDAEngines(options: options, model: model)
-            } catch EngineError.unavailable {
-                return [try make(options: options, model: model)]
+            } catch let EngineError.unavailable(reason) {
+                return [try makeCPUInsteadOfCUDA(options: options, model: model, reason: reason)]
             }
         }
     }
@@ -126,6 +134,18 @@ enum EngineFactory {
     /// Worker threads of a CPU engine, nil for other backends.
     static func threads(of engine: any EmbeddingEngine) -> Int? {
         (engine as? CPUEngine)?.threads
+    }
+
+    /// `auto`'s fallback once CUDA turned out unusable for `reason`: the CPU, unless a 16-bit precision was asked for.
+    private static func makeCPUInsteadOfCUDA(
+        options: ModelOptions, model: LoadedModel, reason: String
+    ) throws -> any EmbeddingEngine {
+        guard options.precision == nil || options.precision == .fp32 else {
+            throw EngineError.unavailable(
+                "--precision \(options.precision!.rawValue) needs CUDA, which is unavailable (\(reason)); "
+                    + "the cpu backend computes in fp32 only")
+        }
+        return try makeCPU(options: options, model: model)
     }
 
     private static func makeCPU(options: ModelOptions, model: LoadedModel) throws -> any EmbeddingEngine {
@@ -158,16 +178,7 @@ enum EngineFactory {
         CUDALibraries.setSearchPath(paths.isEmpty ? nil : paths.joined(separator: ":"))
         let available = try CUDAEngine.availableDeviceCount()
         guard available > 0 else { throw EngineError.unavailable("cuda: the driver sees no GPU") }
-        let ordinals: [Int]
-        switch options.devices {
-        case .all: ordinals = Array(0..<available)
-        case let .list(list):
-            if let bad = list.first(where: { $0 >= available }) {
-                throw EngineError.unavailable("cuda: GPU \(bad) requested, the driver sees \(available) (0...\(available - 1))")
-            }
-            ordinals = list
-        }
-        return try ordinals.prefix(limit).map { ordinal in
+        return try options.devices.ordinals(available: available).prefix(limit).map { ordinal in
             try CUDAEngine(
                 spec: model.spec, weights: model.weights, precision: options.precision ?? .fp16, deviceOrdinal: ordinal)
         }

@@ -55,24 +55,18 @@ struct VerifyCommand: ParsableCommand {
 
     func run() throws {
         guard backend == "cuda" else { throw ValidationError("only --backend cuda can be verified against the CPU engine") }
-        let fromEnvironment = (ProcessInfo.processInfo.environment["CLIPSERVE_CUDA_LIB_PATH"] ?? "")
-            .split(separator: ":").map(String.init).filter { !$0.isEmpty }
-        let paths = cudaLibPathOptions + fromEnvironment
-        CUDALibraries.setSearchPath(paths.isEmpty ? nil : paths.joined(separator: ":"))
+        // CLIPSERVE_CUDA_LIB_PATH is already on the command line (`ConfigurableCommand`).
+        CUDALibraries.setSearchPath(cudaLibPathOptions.isEmpty ? nil : cudaLibPathOptions.joined(separator: ":"))
         guard CUDAEngine.isAvailable else {
             do { _ = try CUDAEngine.describeDevices() } catch { throw VerifyFailure(message: "CUDA unavailable: \(error)") }
             throw VerifyFailure(message: "CUDA unavailable: no GPU")
         }
         for line in try CUDAEngine.describeDevices() { print(line) }
-        let available = try CUDAEngine.availableDeviceCount()
         let ordinals: [Int]
-        switch devices {
-        case .all: ordinals = Array(0..<available)
-        case let .list(list):
-            if let bad = list.first(where: { $0 >= available }) {
-                throw VerifyFailure(message: "GPU \(bad) requested, the driver sees \(available) (0...\(available - 1))")
-            }
-            ordinals = list
+        do {
+            ordinals = try devices.ordinals(available: try CUDAEngine.availableDeviceCount())
+        } catch {
+            throw VerifyFailure(message: String(describing: error))
         }
         let target: Float = precision == .fp32 ? 0.99999 : 0.9995
         var references = model
