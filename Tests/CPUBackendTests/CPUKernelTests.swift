@@ -54,13 +54,7 @@ struct CPUKernelTests {
         CPUKernels.layerNorm(
             input, inputStride: stride, into: &output, outputStride: width, rows: rows, width: width, weight: weight,
             bias: bias, epsilon: 1e-5)
-        var expected: [Double] = []
-        for r in 0..<rows {
-            let row = (0..<width).map { Double(input[r * stride + $0]) }
-            let mean = row.reduce(0, +) / Double(width)
-            let variance = row.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(width)
-            expected += (0..<width).map { (row[$0] - mean) / (variance + 1e-5).squareRoot() * Double(weight[$0]) + Double(bias[$0]) }
-        }
+        let expected = referenceLayerNorm(input, stride: stride, rows: rows, width: width, weight: weight, bias: bias)
         let comparison = Comparison(expected: expected, got: output)
         #expect(comparison.maxAbsError < 2e-6, "\(comparison)")
     }
@@ -232,13 +226,7 @@ struct CPUKernelTests {
         let bias = (0..<width).map { _ in 0.2 * random.symmetric() }
         var output = [Float](repeating: .nan, count: rows * width)
         ck_layer_norm(input, stride, &output, width, Int32(rows), Int32(width), weight, bias, 1e-5)
-        var expected: [Double] = []
-        for r in 0..<rows {
-            let row = (0..<width).map { Double(input[r * stride + $0]) }
-            let mean = row.reduce(0, +) / Double(width)
-            let variance = row.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(width)
-            expected += (0..<width).map { (row[$0] - mean) / (variance + 1e-5).squareRoot() * Double(weight[$0]) + Double(bias[$0]) }
-        }
+        let expected = referenceLayerNorm(input, stride: stride, rows: rows, width: width, weight: weight, bias: bias)
         let comparison = Comparison(expected: expected, got: output)
         #expect(comparison.maxAbsError < 2e-6, "\(comparison)")
         var inPlace = input
@@ -297,4 +285,18 @@ struct CPUKernelTests {
             #expect(abs(Double(got) - expected) <= tolerance * max(1, abs(xd)), "\(activation)(\(x)): \(got) vs \(expected)")
         }
     }
+}
+
+/// LayerNorm in double precision (epsilon 1e-5) of `rows` rows of `width` values, `stride` apart, packed.
+func referenceLayerNorm(
+    _ input: [Float], stride: Int, rows: Int, width: Int, weight: [Float], bias: [Float]
+) -> [Double] {
+    var expected: [Double] = []
+    for r in 0..<rows {
+        let row = (0..<width).map { Double(input[r * stride + $0]) }
+        let mean = row.reduce(0, +) / Double(width)
+        let variance = row.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(width)
+        expected += (0..<width).map { (row[$0] - mean) / (variance + 1e-5).squareRoot() * Double(weight[$0]) + Double(bias[$0]) }
+    }
+    return expected
 }

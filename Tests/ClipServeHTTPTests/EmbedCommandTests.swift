@@ -5,25 +5,7 @@ import Testing
 /// `clipserve embed` as a user runs it: the built binary, the tiny fixture model, good and bad files.
 @Suite("clipserve embed", .enabled(if: builtClipserve != nil, "the clipserve executable is not built"))
 struct EmbedCommandTests {
-    struct Run {
-        let status: Int32
-        let stdout: Data
-        let stderr: String
-    }
-
-    func run(_ arguments: [String]) throws -> Run {
-        let process = Process()
-        process.executableURL = builtClipserve!
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(status: process.terminationStatus, stdout: stdout, stderr: String(decoding: stderr, as: UTF8.self))
-    }
+    func run(_ arguments: [String]) throws -> BinaryRun { try runBuiltClipserve(arguments) }
 
     let model = Fixtures.root.appendingPathComponent("models/oc-tiny").path
     func image(_ name: String) -> String { Fixtures.root.appendingPathComponent("images/\(name)").path }

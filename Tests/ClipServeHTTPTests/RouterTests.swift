@@ -151,18 +151,9 @@ struct RouterTests {
             let first = try #require((raw.json["embeddings"] as? [[Double]])?.first).map(Float.init)
             #expect(cosine(first, tiny.reference("gray.jpg")) >= tolerance)
 
-            let boundary = "clipserve-test-boundary"
-            var form = ByteBuffer()
-            for name in ["cmyk.jpg", "gray16.png"] {
-                form.writeString("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\(name)\"\r\n")
-                form.writeString("Content-Type: application/octet-stream\r\n\r\n")
-                form.writeBytes(tiny.bytes(name))
-                form.writeString("\r\n")
-            }
-            form.writeString("--\(boundary)--\r\n")
-            let multipart = try await client.execute(
-                uri: "/embed", method: .post, headers: [.contentType: "multipart/form-data; boundary=\(boundary)"],
-                body: form)
+            let multipart = try await client.embedMultipart(
+                ["cmyk.jpg", "gray16.png"].map { ($0, tiny.bytes($0)) }, boundary: "clipserve-test-boundary",
+                partContentType: "application/octet-stream")
             #expect(multipart.status == .ok)
             let embeddings = try #require(multipart.json["embeddings"] as? [[Double]])
             #expect(embeddings.count == 2)

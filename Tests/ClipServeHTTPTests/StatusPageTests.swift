@@ -94,17 +94,8 @@ struct StatusPageTests {
             for name in ["tiny.png", "palette.png", "rgba.png"] {
                 #expect(try await client.embedRaw(tiny.bytes(name)).status == .ok)
             }
-            let boundary = "status-boundary"
-            var form = ByteBuffer()
-            for name in ["gray.jpg", "wide.png"] {
-                form.writeString("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\(name)\"\r\n\r\n")
-                form.writeBytes(tiny.bytes(name))
-                form.writeString("\r\n")
-            }
-            form.writeString("--\(boundary)--\r\n")
-            let multipart = try await client.execute(
-                uri: "/embed", method: .post, headers: [.contentType: "multipart/form-data; boundary=\(boundary)"],
-                body: form)
+            let multipart = try await client.embedMultipart(
+                ["gray.jpg", "wide.png"].map { ($0, tiny.bytes($0)) }, boundary: "status-boundary")
             #expect(multipart.status == .ok)
             #expect(try await client.embedRaw(Array("hello".utf8), contentType: "text/plain").status == .unsupportedMediaType)
             #expect(try await client.embedRaw(Array("not an image".utf8), contentType: "image/jpeg").status == .badRequest)

@@ -105,6 +105,24 @@ extension TestClientProtocol {
         fields[.contentType] = "application/json"
         return try await execute(uri: uri, method: .post, headers: fields, body: ByteBuffer(string: json))
     }
+
+    /// POSTs `files` (name, bytes) to `/embed` as one multipart/form-data body, each in a part named "file"; with
+    /// `partContentType`, each part carries that Content-Type header.
+    func embedMultipart(
+        _ files: [(name: String, bytes: [UInt8])], boundary: String, partContentType: String? = nil
+    ) async throws -> TestResponse {
+        var form = ByteBuffer()
+        for file in files {
+            form.writeString("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"\(file.name)\"\r\n")
+            if let partContentType { form.writeString("Content-Type: \(partContentType)\r\n") }
+            form.writeString("\r\n")
+            form.writeBytes(file.bytes)
+            form.writeString("\r\n")
+        }
+        form.writeString("--\(boundary)--\r\n")
+        return try await execute(
+            uri: "/embed", method: .post, headers: [.contentType: "multipart/form-data; boundary=\(boundary)"], body: form)
+    }
 }
 
 extension TestResponse {
