@@ -1,4 +1,5 @@
 import DequeModule
+import HeapModule
 import InferenceCore
 
 /// The dynamic batcher's decisions, free of threads, locks and clocks: every event takes `now` and returns the
@@ -94,6 +95,14 @@ public struct BatcherStateMachine<Instant: InstantProtocol>: Sendable where Inst
         var deadline: Instant
     }
 
+    /// A request's deadline in the deadline heap, earliest first (ties by id).
+    private struct Deadline: Comparable {
+        var instant: Instant
+        var request: RequestID
+
+        static func < (a: Self, b: Self) -> Bool { (a.instant, a.request) < (b.instant, b.request) }
+    }
+
     private enum WorkerState: Equatable {
         case idle
         case busy(batch: UInt64, images: Int)
@@ -103,6 +112,9 @@ public struct BatcherStateMachine<Instant: InstantProtocol>: Sendable where Inst
     public let configuration: Configuration
     private var queues: [Deque<Queued>]
     private var requests: [RequestID: Request] = [:]
+    /// Deadlines of live requests, and of some that have ended (dropped when they reach the top, or all at once when
+    /// they outnumber the live ones): every event finds the next deadline in O(log n), not by walking every request.
+    private var deadlines = Heap<Deadline>()
     private var workers: [WorkerState]
     private let workerPriorities: [ContextPriority]
     private let workerDevices: [Int]
@@ -162,6 +174,10 @@ public struct BatcherStateMachine<Instant: InstantProtocol>: Sendable where Inst
         }
         queuedImages += images
         requests[id] = Request(remaining: images, deadline: deadline)
+        deadlines.insert(Deadline(instant: deadline, request: id))
+        if deadlines.count > 2 * requests.count + 64 {
+            deadlines = Heap(requests.map { Deadline(instant: $0.value.deadline, request: $0.key) })
+        }
         return .success(dispatch(now: now))
     }
 
@@ -169,8 +185,12 @@ public struct BatcherStateMachine<Instant: InstantProtocol>: Sendable where Inst
     public mutating func timerFired(now: Instant) -> [Action] {
         if let armed = armedTimer, armed <= now { armedTimer = nil }
         var actions: [Action] = []
-        let expired = requests.filter { $0.value.deadline <= now }.map(\.key).sorted()
-        for id in expired {
+        var expired: [RequestID] = []
+        while let first = deadlines.min, first.instant <= now {
+            deadlines.removeMin()
+            if requests[first.request] != nil { expired.append(first.request) }
+        }
+        for id in expired.sorted() {
             remove(id)
             actions.append(.fail(id, .timedOut))
         }
@@ -292,10 +312,18 @@ public struct BatcherStateMachine<Instant: InstantProtocol>: Sendable where Inst
         return actions
     }
 
+    /// The earliest deadline of any live request (dropping ended ones from the top of the heap).
+    private mutating func earliestDeadline() -> Instant? {
+        while let first = deadlines.min {
+            if requests[first.request] != nil { return first.instant }
+            deadlines.removeMin()
+        }
+        return nil
+    }
+
     /// The earliest deadline of any live request, and the end of the oldest image's delay when a worker is idle.
-    private func nextWake(now: Instant) -> Instant? {
-        var wake: Instant?
-        for request in requests.values where wake.map({ request.deadline < $0 }) ?? true { wake = request.deadline }
+    private mutating func nextWake(now: Instant) -> Instant? {
+        var wake = earliestDeadline()
         if queuedImages > 0, workers.contains(.idle), let oldest = oldestEnqueued {
             let cut = oldest.advanced(by: configuration.maxQueueDelay)
             if cut > now { wake = wake.map { min($0, cut) } ?? cut }

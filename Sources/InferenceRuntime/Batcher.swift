@@ -1,6 +1,7 @@
 import CPixelEncoding
 import Dispatch
 import InferenceCore
+import Synchronization
 /// Embeddings of one request and where its time went.
 public struct BatchedEmbeddings: Sendable {
     /// `count × embedDim` floats in request order.
@@ -19,8 +20,7 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
     typealias Machine = BatcherStateMachine<C.Instant>
 
     private struct Pending {
-        var continuation: CheckedContinuation<BatchedEmbeddings, any Error>?
-        var cancelledEarly = false
+        var continuation: CheckedContinuation<BatchedEmbeddings, any Error>
         var pixels: [Float]
         var embeddings: [Float]
         var enqueued: C.Instant
@@ -33,17 +33,22 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
     private struct State {
         var machine: Machine
         var pending: [Machine.RequestID: Pending] = [:]
-        var nextID: Machine.RequestID = 1
     }
 
     private enum Effect {
         case resume(CheckedContinuation<BatchedEmbeddings, any Error>, Result<BatchedEmbeddings, any Error>)
-        case run(Machine.Batch, [(pixels: [Float], index: Int)])
+        case run(Machine.Batch, [(pixels: [Float], index: Int)], queueWaits: [Duration])
         case arm(C.Instant)
         case drained
+        case queueDepth(Int)
     }
 
+    // Every request and batch passes through this lock, and callers wait for it on the cooperative pool: keep what
+    // runs under it short (no metrics, no copies of pixels) and take it once per event.
     private let state: Locked<State>
+    private let nextID = Atomic<Machine.RequestID>(1)
+    /// Set (after the machine's `failure`) by the first engine failure, so admission checks need not take the lock.
+    private let failed = Atomic<Bool>(false)
     private let clock: C
     private let workers: [InferenceWorker]
     private let pixelsPerImage: Int
@@ -71,37 +76,27 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
     }
 
     /// Set once an engine failure stopped the batcher.
-    var failure: String? { state.withLock { $0.machine.failure } }
+    var failure: String? { failed.load(ordering: .acquiring) ? state.withLock { $0.machine.failure } : nil }
     /// Images waiting for a batch.
     var queuedImages: Int { state.withLock { $0.machine.queuedImages } }
 
     /// Queues `count` preprocessed images and returns their embeddings once every one has been through a batch.
     func submit(pixels: [Float], count: Int, priority: Int, timeout: Duration) async throws -> BatchedEmbeddings {
-        let id = state.withLock { state in
-            let id = state.nextID
-            state.nextID += 1
-            state.pending[id] = Pending(
-                pixels: pixels, embeddings: [], enqueued: clock.now, timeout: timeout)
-            return id
-        }
+        let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<BatchedEmbeddings, any Error>) in
                 let effects = state.withLock { state -> [Effect] in
-                    guard var pending = state.pending[id], !pending.cancelledEarly else {
-                        state.pending[id] = nil
-                        return [.resume(continuation, .failure(RuntimeError.cancelled))]
-                    }
+                    // Checked under the lock: a cancellation that `onCancel` found nothing to cancel for is seen here.
+                    if Task.isCancelled { return [.resume(continuation, .failure(RuntimeError.cancelled))] }
                     let now = clock.now
-                    pending.continuation = continuation
-                    pending.enqueued = now
-                    state.pending[id] = pending
                     switch state.machine.enqueue(
                         id, images: count, priority: priority, deadline: now.advanced(by: timeout), now: now)
                     {
                     case let .failure(rejection):
-                        state.pending[id] = nil
                         return [.resume(continuation, .failure(Self.error(for: rejection, state: state, timeout: timeout)))]
                     case let .success(actions):
+                        state.pending[id] = Pending(
+                            continuation: continuation, pixels: pixels, embeddings: [], enqueued: now, timeout: timeout)
                         return apply(actions, to: &state, now: now)
                     }
                 }
@@ -109,11 +104,7 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
             }
         } onCancel: {
             let effects = state.withLock { state -> [Effect] in
-                guard let pending = state.pending[id] else { return [] }
-                if pending.continuation == nil {
-                    state.pending[id]?.cancelledEarly = true
-                    return []
-                }
+                guard state.pending[id] != nil else { return [] }
                 let now = clock.now
                 return apply(state.machine.cancel(id, now: now), to: &state, now: now)
             }
@@ -161,7 +152,7 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
     /// Answers whatever is still waiting with `error` (after `runTimers` was cancelled).
     func failAll(_ error: RuntimeError) {
         let continuations = state.withLock { state in
-            let waiting = state.pending.values.compactMap(\.continuation)
+            let waiting = state.pending.values.map(\.continuation)
             state.pending = [:]
             return waiting
         }
@@ -200,6 +191,7 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
             let now = clock.now
             return apply(state.machine.batchFinished(batch, error: error, now: now), to: &state, now: now)
         }
+        if case .failure = result { failed.store(true, ordering: .releasing) }
         perform(effects)
     }
 
@@ -210,32 +202,30 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
             switch action {
             case let .startBatch(batch):
                 var sources: [(pixels: [Float], index: Int)] = []
+                var waits: [Duration] = []
                 sources.reserveCapacity(batch.units.count)
+                waits.reserveCapacity(batch.units.count)
                 for unit in batch.units {
-                    guard var pending = state.pending[unit.request] else {
-                        sources.append(([Float](repeating: 0, count: pixelsPerImage), 0))  // keeps rows aligned
+                    guard let index = state.pending.index(forKey: unit.request) else {
+                        sources.append(([], -1))  // a request that is gone: its row stays zero
                         continue
                     }
-                    let waited = pending.enqueued.duration(to: now)
-                    metrics.queueTime.record(duration: waited)
-                    pending.queueTime = max(pending.queueTime, waited)
-                    pending.batchSize = max(pending.batchSize, batch.units.count)
-                    sources.append((pending.pixels, unit.index))
-                    state.pending[unit.request] = pending
+                    let waited = state.pending.values[index].enqueued.duration(to: now)
+                    waits.append(waited)
+                    state.pending.values[index].queueTime = max(state.pending.values[index].queueTime, waited)
+                    state.pending.values[index].batchSize = max(state.pending.values[index].batchSize, batch.units.count)
+                    sources.append((state.pending.values[index].pixels, unit.index))
                 }
-                metrics.batches.increment()
-                metrics.batchSize.record(batch.units.count)
-                effects.append(.run(batch, sources))
+                effects.append(.run(batch, sources, queueWaits: waits))
             case let .succeed(id):
-                guard let pending = state.pending.removeValue(forKey: id), let continuation = pending.continuation
-                else { continue }
+                guard let pending = state.pending.removeValue(forKey: id) else { continue }
                 let result = BatchedEmbeddings(
                     embeddings: pending.embeddings, queueTime: pending.queueTime,
                     inferenceTime: pending.inferenceTime, batchSize: pending.batchSize)
-                effects.append(.resume(continuation, .success(result)))
+                effects.append(.resume(pending.continuation, .success(result)))
             case let .fail(id, failure):
-                guard let pending = state.pending.removeValue(forKey: id), let continuation = pending.continuation
-                else { continue }
+                guard let pending = state.pending.removeValue(forKey: id) else { continue }
+                let continuation = pending.continuation
                 let error: RuntimeError =
                     switch failure {
                     case .timedOut: .timedOut(after: pending.timeout)
@@ -249,7 +239,7 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
                 effects.append(.drained)
             }
         }
-        metrics.queueDepth.record(state.machine.queuedImages)
+        effects.append(.queueDepth(state.machine.queuedImages))
         return effects
     }
 
@@ -258,13 +248,20 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
             switch effect {
             case let .resume(continuation, result):
                 continuation.resume(with: result)
-            case let .run(batch, sources):
+            case let .run(batch, sources, waits):
+                for wait in waits { metrics.queueTime.record(duration: wait) }
+                metrics.batches.increment()
+                metrics.batchSize.record(batch.units.count)
                 let pixelsPerImage = self.pixelsPerImage
                 workers[batch.worker].run(
                     count: sources.count, pixelsPerImage: pixelsPerImage, embedDim: embedDim, normalize: normalize,
                     fill: { destination in
                         let copy = { @Sendable (slot: Int) in
                             let source = sources[slot]
+                            guard source.index >= 0 else {
+                                destination.zero(image: slot, pixelsPerImage: pixelsPerImage)
+                                return
+                            }
                             source.pixels.withUnsafeBufferPointer { pixels in
                                 destination.write(
                                     image: slot, from: UnsafeBufferPointer(rebasing: pixels[(source.index * pixelsPerImage)...]),
@@ -284,6 +281,8 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
                 timerInput.yield(instant)
             case .drained:
                 timerInput.finish()
+            case let .queueDepth(images):
+                metrics.queueDepth.record(images)
             }
         }
     }
@@ -302,6 +301,13 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
 }
 
 extension StagingBuffer {
+    /// Sets image `image` of the batch to zeros.
+    func zero(image: Int, pixelsPerImage: Int) {
+        precondition((image + 1) * pixelsPerImage <= capacity)
+        let bytes = pixelsPerImage * encoding.byteSize
+        (base + image * bytes).initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+    }
+
     /// Writes the first `pixelsPerImage` values of `source` as image `image` of the batch, in this buffer's encoding.
     func write(image: Int, from source: UnsafeBufferPointer<Float>, pixelsPerImage: Int) {
         precondition((image + 1) * pixelsPerImage <= capacity && source.count >= pixelsPerImage)

@@ -114,6 +114,48 @@ struct BatcherStateMachineTests {
         #expect(batches(after).first?.units.map(\.request) == [2])
     }
 
+    /// Deadlines live in a heap that keeps ended requests until they reach its top (or it is rebuilt): the timer
+    /// must still follow the earliest live deadline, and expire exactly the live requests that are due.
+    @Test func deadlinesOfEndedRequestsNeverWakeOrExpireAnything() {
+        var m = machine(maxBatch: 10, delayMS: 0, queue: 10_000)
+        var armed: [ManualClock.Instant] = []
+        var finished = 0
+        // 2,000 requests, each with its own deadline (earliest first for the even ids), run in batches of 10;
+        // all but the last batch succeed, so the heap holds far more ended deadlines than live ones.
+        for id in UInt64(1)...2000 {
+            let deadline = id % 2 == 0 ? 5000 + Int(id) : 9000 - Int(id)
+            for action in accepted(&m, id, deadlineMS: deadline) {
+                if case let .scheduleTimer(at) = action { armed.append(at) }
+                if case let .startBatch(batch) = action, id < 1990 {
+                    for done in m.batchFinished(batch, error: nil, now: at(0)) {
+                        if case .succeed = done { finished += 1 }
+                        if case let .scheduleTimer(at) = done { armed.append(at) }
+                    }
+                }
+            }
+        }
+        #expect(m.activeRequests == 2000 - finished)
+        let live = Set((UInt64(1)...2000).filter { id in
+            !(UInt64(1)...UInt64(finished)).contains(id)
+        })
+        // The earliest live deadline is the next wake, not an ended request's.
+        let deadline = { (id: UInt64) in id % 2 == 0 ? 5000 + Int(id) : 9000 - Int(id) }
+        let earliest = live.map(deadline).min()!
+        let fired = m.timerFired(now: at(earliest - 1))
+        #expect(!fired.contains { if case .fail = $0 { true } else { false } })
+        let expired = m.timerFired(now: at(earliest)).compactMap { action -> UInt64? in
+            if case let .fail(id, .timedOut) = action { id } else { nil }
+        }
+        #expect(expired == live.filter { deadline($0) == earliest }.sorted())
+        #expect(m.activeRequests == live.count - expired.count)
+        // Everything left expires at the latest deadline, in id order.
+        let rest = m.timerFired(now: at(10_000)).compactMap { action -> UInt64? in
+            if case let .fail(id, .timedOut) = action { id } else { nil }
+        }
+        #expect(rest == live.subtracting(expired).sorted())
+        #expect(m.activeRequests == 0)
+    }
+
     @Test func expiredRequestLeavesTheQueue() {
         var m = machine(maxBatch: 1, delayMS: 0)
         let running = batches(accepted(&m, 1, deadlineMS: 1000))[0]

@@ -222,6 +222,28 @@ struct EmbeddingRuntimeTests {
         }
     }
 
+    /// A request whose task is cancelled before it reaches the batcher is answered `cancelled` and leaves nothing
+    /// behind (the cancellation check and the enqueue share one critical section).
+    @Test func requestCancelledBeforeItIsQueuedIsAnsweredAndForgotten() async throws {
+        let engine = FakeEngine()
+        let runtime = runtime(engine, configuration(maxBatch: 2))
+        try await withRunningRuntime(runtime) { _ in
+            let pixels = engine.pixels(seeds: [7])
+            let warmUpBatches = engine.batches.withLock { $0.count }
+            for _ in 0..<50 {
+                let cancelled = Task {
+                    withUnsafeCurrentTask { $0?.cancel() }
+                    return try await runtime.embed(pixels: pixels, count: 1)
+                }
+                await #expect(throws: RuntimeError.cancelled) { try await cancelled.value }
+            }
+            #expect(runtime.queuedImages == 0)
+            let result = try await runtime.embed(pixels: pixels, count: 1)
+            #expect(Array(result.embedding(0)) == engine.reference(pixels[...]))
+            #expect(engine.batches.withLock { $0.count } == warmUpBatches + 1)
+        }
+    }
+
     @Test func fullQueueRejects() async throws {
         let engine = FakeEngine()
         let runtime = runtime(engine, configuration(maxBatch: 1, queue: 2))
