@@ -26,6 +26,8 @@ public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
     let patchEmbedding, classEmbedding, positionalEmbedding, lnPreWeight, lnPreBias: CUDABuffer
     let lnPostWeight, lnPostBias, projection: CUDABuffer
     let blocks: [CUDABlockWeights]
+    /// The cuBLASLt algorithm of every matmul shape, timed once and shared by the contexts.
+    let matmulChoices = MatmulChoices()
 
     /// Why the tensor-core attention kernel could not be built (the scalar kernel is used instead), if it could not.
     public var tensorCoreAttentionError: String? { kernels.tensorCoreAttentionError }

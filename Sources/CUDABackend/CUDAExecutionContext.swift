@@ -40,6 +40,8 @@ public final class CUDAExecutionContext: ExecutionContext {
     private var stageEvents: [(String, CUevent)]?
     /// CUDA graphs are used unless CLIPSERVE_CUDA_GRAPHS=0.
     let useGraphs: Bool
+    /// Heuristic candidates timed per matmul shape: 16, or CLIPSERVE_GEMM_TUNING=N (0: the heuristic's first only).
+    let matmulCandidates: Int
 
     init(engine: CUDAEngine, configuration: ExecutionContextConfiguration) throws {
         guard configuration.maxBatchSize >= 1 else {
@@ -55,6 +57,8 @@ public final class CUDAExecutionContext: ExecutionContext {
         sizes.append(maxBatchSize)
         profiles = sizes
         useGraphs = ProcessInfo.processInfo.environment["CLIPSERVE_CUDA_GRAPHS"] != "0"
+        let tuning = ProcessInfo.processInfo.environment["CLIPSERVE_GEMM_TUNING"]
+        matmulCandidates = tuning == "0" ? 1 : tuning.flatMap { Int($0) }.map { min(max($0, 1), 128) } ?? 16
         try device.bind()
         let d = libraries.driver
         var least: Int32 = 0, greatest: Int32 = 0
@@ -282,13 +286,63 @@ public final class CUDAExecutionContext: ExecutionContext {
         } else {
             plan = try MatmulPlan(
                 shape: shape, handle: handle, workspaceLimit: workspaceBytes, libraries: libraries,
-                sampleBias: bias?.pointer ?? 0)
+                sampleBias: bias?.pointer ?? 0, candidates: matmulCandidates)
+            if plan.candidates.count > 1 {
+                plan.use(try engine.matmulChoices.algorithm(for: shape) {
+                    try fastest(plan, weight: weight, input: input, bias: bias)
+                })
+            }
             plans[shape] = plan
         }
         try plan.run(
             handle: handle, weight: weight.pointer, input: input.pointer, output: output.pointer, bias: bias?.pointer,
             accumulate: accumulate, workspace: workspace.pointer, workspaceLimit: workspaceBytes, stream: stream,
             label: label)
+    }
+
+    /// The quickest of `plan`'s candidates on this GPU, timed on the real weights and input into a scratch output
+    /// (beta = 0, so nothing the forward pass holds is touched); the heuristic's first when the output would need
+    /// more than 1 GiB of scratch or no candidate runs. Never called while a graph is being captured: plans are made
+    /// in the eager pass that precedes each capture.
+    private func fastest(
+        _ plan: MatmulPlan, weight: CUDABuffer, input: CUDABuffer, bias: CUDABuffer?
+    ) throws -> cublasLtMatmulAlgo_t {
+        let shape = plan.shape
+        let outputBytes = shape.m * shape.n * shape.output.byteSize
+        guard outputBytes <= 1 << 30 else { return plan.candidates[0] }
+        let d = libraries.driver
+        let scratch = try device.allocate(outputBytes, "matmul timing output")
+        var start: CUevent?, end: CUevent?
+        try libraries.check(d.cuEventCreate!(&start, 0), "cuEventCreate")
+        try libraries.check(d.cuEventCreate!(&end, 0), "cuEventCreate")
+        defer {
+            _ = d.cuStreamSynchronize!(stream)
+            _ = d.cuEventDestroy!(start)
+            _ = d.cuEventDestroy!(end)
+        }
+        // About 2 ms of work per candidate at 500 TFLOP/s, between 2 and 20 runs.
+        let flops = 2.0 * Double(shape.m) * Double(shape.n) * Double(shape.k)
+        let runs = max(2, min(20, Int(1e9 / max(flops, 1))))
+        var best: (algorithm: cublasLtMatmulAlgo_t, milliseconds: Float)?
+        for (index, candidate) in plan.candidates.enumerated() {
+            plan.use(candidate)
+            func once() throws {
+                try plan.run(
+                    handle: handle, weight: weight.pointer, input: input.pointer, output: scratch.pointer,
+                    bias: bias?.pointer, accumulate: false, workspace: workspace.pointer, workspaceLimit: workspaceBytes,
+                    stream: stream, label: "timing")
+            }
+            // A candidate the library turns down at run time is skipped; the heuristic's first must work.
+            do { try once() } catch { if index == 0 { throw error } else { continue } }
+            try libraries.check(d.cuEventRecord!(start, stream), "cuEventRecord")
+            for _ in 0..<runs { try once() }
+            try libraries.check(d.cuEventRecord!(end, stream), "cuEventRecord")
+            try libraries.check(d.cuEventSynchronize!(end), "cuEventSynchronize(matmul timing)")
+            var milliseconds: Float = 0
+            try libraries.check(d.cuEventElapsedTime!(&milliseconds, start, end), "cuEventElapsedTime")
+            if best.map({ milliseconds < $0.milliseconds }) ?? true { best = (candidate, milliseconds) }
+        }
+        return best?.algorithm ?? plan.candidates[0]
     }
 
     /// Enqueues the whole ViT forward pass for `count` images from `pixels` to `embedding` (un-normalised).
@@ -303,10 +357,12 @@ public final class CUDAExecutionContext: ExecutionContext {
         func elementwiseGrid(_ total: Int) -> (Int, Int, Int) {
             (max(1, min((total + 255) / 256, device.multiprocessors * 16)), 1, 1)
         }
+        // Rows of up to 1280 columns (a multiple of 128) are held in registers and read once.
+        let layerNormKernel = w % 128 == 0 && w <= 1280 ? "layernorm_registers" : "layernorm"
         func layerNorm(_ input: CUDABuffer, stride: Int, _ output: CUDABuffer, _ type: String, rows: Int,
                        _ gamma: CUDABuffer, _ beta: CUDABuffer) throws {
             try k.launch(
-                "layernorm_\(type)", grid: ((rows + 3) / 4, 1, 1), block: 128, stream: s,
+                "\(layerNormKernel)_\(type)", grid: ((rows + 3) / 4, 1, 1), block: 128, stream: s,
                 [.pointer(input.pointer), .int64(Int64(stride)), .pointer(output.pointer), .pointer(gamma.pointer),
                  .pointer(beta.pointer), .int32(Int32(rows)), .int32(Int32(w)), .float(eps)])
         }

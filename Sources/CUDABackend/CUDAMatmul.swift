@@ -1,4 +1,5 @@
 import CCUDA
+import Synchronization
 import InferenceCore
 
 /// `Y[m, n] = X[m, k] · Wᵀ (+ bias[n]) (+ Y)` for row-major X and a Linear weight W [n, k], on cuBLASLt.
@@ -26,14 +27,16 @@ struct MatmulShape: Hashable, CustomStringConvertible {
     }
 }
 
-/// One chosen cuBLASLt configuration for a shape: descriptors and the heuristic's first algorithm.
+/// One cuBLASLt configuration for a shape: descriptors, the heuristic's candidate algorithms (best guess first)
+/// and the one in use (the first, until `use` picks another, e.g. the fastest measured).
 final class MatmulPlan {
     let shape: MatmulShape
     let libraries: CUDALibraries
     let desc: cublasLtMatmulDesc_t
     let a, b, d: cublasLtMatrixLayout_t
-    var algorithm: cublasLtMatmulAlgo_t
-    let workspaceBytes: Int
+    /// What the heuristic offered, in its order of preference.
+    let candidates: [cublasLtMatmulAlgo_t]
+    private(set) var algorithm: cublasLtMatmulAlgo_t
 
     static func cudaType(_ dtype: DType) -> Int32 {
         switch dtype {
@@ -43,8 +46,9 @@ final class MatmulPlan {
         }
     }
 
+    /// Descriptors for `shape` and up to `candidates` algorithms that fit in `workspaceLimit` bytes of workspace.
     init(shape: MatmulShape, handle: cublasLtHandle_t, workspaceLimit: Int, libraries: CUDALibraries,
-         sampleBias: CUdeviceptr) throws {
+         sampleBias: CUdeviceptr, candidates wanted: Int = 1) throws {
         self.shape = shape
         self.libraries = libraries
         let lt = libraries.cublasLt
@@ -84,16 +88,22 @@ final class MatmulPlan {
             lt.cublasLtMatmulPreferenceSetAttribute!(
                 preference, Int32(CCUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES), &limit, MemoryLayout<UInt64>.size),
             "cublasLtMatmulPreferenceSetAttribute(MAX_WORKSPACE_BYTES)", "\(shape)")
-        var result = cublasLtMatmulHeuristicResult_t()
+        var results = [cublasLtMatmulHeuristicResult_t](repeating: .init(), count: max(1, wanted))
         var returned: Int32 = 0
         try libraries.checkBLAS(
-            lt.cublasLtMatmulAlgoGetHeuristic!(handle, desc, a, b, d, d, preference, 1, &result, &returned),
+            lt.cublasLtMatmulAlgoGetHeuristic!(handle, desc, a, b, d, d, preference, Int32(results.count), &results, &returned),
             "cublasLtMatmulAlgoGetHeuristic", "\(shape)")
-        guard returned > 0 else {
+        let usable = results.prefix(Int(returned)).filter { $0.state == 0 && $0.workspaceSize <= workspaceLimit }
+        guard let first = usable.first else {
             throw EngineError.device("cublasLt: no algorithm for \(shape) within \(workspaceLimit) bytes of workspace")
         }
-        algorithm = result.algo
-        workspaceBytes = result.workspaceSize
+        candidates = usable.map(\.algo)
+        algorithm = first.algo
+    }
+
+    /// Runs `algorithm` from now on (one of `candidates`).
+    func use(_ algorithm: cublasLtMatmulAlgo_t) {
+        self.algorithm = algorithm
     }
 
     deinit {
@@ -125,5 +135,23 @@ final class MatmulPlan {
                 UnsafeMutableRawPointer(bitPattern: UInt(workspace)), workspaceLimit, stream)
         }
         try libraries.checkBLAS(status, "cublasLtMatmul(\(label))", "\(shape)")
+    }
+}
+
+/// The algorithm each matmul shape runs on one engine (GPU), chosen once by timing the heuristic's candidates and
+/// shared by every context: contexts then compute bit-identical results, and only the first pays for the timing.
+final class MatmulChoices: Sendable {
+    private let chosen = Mutex<[MatmulShape: cublasLtMatmulAlgo_t]>([:])
+
+    /// The algorithm for `shape`: the one already chosen, else `measure()`'s pick (if two contexts measure the same
+    /// shape at once, the first to finish wins for both).
+    func algorithm(for shape: MatmulShape, measure: () throws -> cublasLtMatmulAlgo_t) rethrows -> cublasLtMatmulAlgo_t {
+        if let known = chosen.withLock({ $0[shape] }) { return known }
+        let measured = try measure()
+        return chosen.withLock { table in
+            if let first = table[shape] { return first }
+            table[shape] = measured
+            return measured
+        }
     }
 }
