@@ -7,7 +7,9 @@ import Foundation
 /// down to a cheaper value, while it stays within `minimumGain` of the best score: a plateau is walked down to
 /// its cheapest end); when any knob moved, every knob is tried again; when none moves, it looks two values away
 /// along each knob once more before stopping. Each candidate is measured once (results are cached) at rising
-/// concurrency until p99 passes the budget or throughput stops rising (for `patience + 1` levels in a row). The search stops when no step improves or
+/// concurrency until p99 passes the budget or throughput stops rising (for `patience + 1` levels in a row),
+/// starting from a quarter of the client count where the best candidate so far peaked (walking down from there if
+/// that is already over budget). The search stops when no step improves or
 /// the time budget is spent, and the best so far is reported; the start and the chosen configuration are then
 /// measured once more, side by side, from a reserved slice of the budget.
 public struct Tuner {
@@ -215,6 +217,14 @@ private struct Search {
         return .converged
     }
 
+    /// A quarter of the client count at which the best candidate so far peaked (1 before anything fits).
+    private var warmStartLevel: Int {
+        guard let best = Tuner.choose(order.compactMap { results[$0] }), best.fitsBudget,
+              let level = best.best?.concurrency
+        else { return 1 }
+        return max(1, level / 4)
+    }
+
     /// Whether `result` is within `minimumGain` of the best score so far: a step down (fewer instances, a smaller
     /// batch, a shorter delay) to it loses nothing that can be told apart, and it may open a better path.
     private func isAsGoodAsTheBest(_ result: CandidateResult) -> Bool {
@@ -234,7 +244,30 @@ private struct Search {
         do {
             try await target.withCandidate(candidate) { probe in
                 var best = 0.0, flat = 0
-                for level in settings.space.concurrencies(for: candidate) {
+                let ladder = settings.space.concurrencies(for: candidate)
+                // Warm start: a neighbour of the best candidate so far peaks near the same client count, so the
+                // sweep begins a quarter of the way there instead of at one client (most of a GPU candidate's points
+                // were spent below its knee). If that first level is already over budget, it walks down instead.
+                let first = ladder.lastIndex { $0 <= warmStartLevel } ?? 0
+                if first > 0 {
+                    var index = first
+                    while index >= 0 {
+                        let point = try await probe.measure(concurrency: ladder[index], seconds: settings.pointSeconds)
+                        points.append(point)
+                        report(
+                            "\(candidate) c=\(ladder[index]): \(format(point.imagesPerSecond)) img/s, "
+                                + "p99 \(format(point.p99Milliseconds)) ms, batch \(format(point.meanBatchSize))")
+                        if point.fits(p99BudgetMilliseconds: budget) { break }
+                        if elapsed() + settings.pointSeconds > searchDeadline { return }
+                        index -= 1
+                    }
+                    guard index == first, let last = points.last else {
+                        points.sort { $0.concurrency < $1.concurrency }
+                        return
+                    }
+                    best = last.imagesPerSecond
+                }
+                for level in ladder[(first > 0 ? first + 1 : 0)...] {
                     if !points.isEmpty, elapsed() + settings.pointSeconds > searchDeadline { break }
                     let point = try await probe.measure(concurrency: level, seconds: settings.pointSeconds)
                     points.append(point)

@@ -86,10 +86,16 @@ struct TunerTests {
         settings.minimumGain = 0.02
         settings.patience = patience
         let outcome = await Tuner(settings: settings, elapsed: target.elapsed).run(target: target)
+        var warmStarts = 0
         for result in outcome.results {
             let levels = result.measurements.map(\.concurrency)
-            #expect(levels == Array(space.concurrencies(for: result.candidate).prefix(levels.count)))
-            guard levels.count < space.concurrencies(for: result.candidate).count else { continue }
+            let ladder = space.concurrencies(for: result.candidate)
+            // A contiguous run of the ladder: from one client, or (warm start) from a quarter of the best
+            // candidate's client count so far, walking down from there only while over budget.
+            let from = try #require(ladder.firstIndex(of: levels[0]))
+            #expect(levels == Array(ladder[from..<min(ladder.count, from + levels.count)]))
+            if from > 0 { warmStarts += 1 }
+            guard from + levels.count < ladder.count else { continue }
             // Stopped early: the last point passed the budget, or the last patience + 1 points did not rise 2%.
             let rates = result.measurements.map(\.imagesPerSecond)
             let flat = (rates.count - patience - 1..<rates.count).allSatisfy { i in
@@ -97,6 +103,7 @@ struct TunerTests {
             }
             #expect(result.measurements.last!.p99Milliseconds > 500 || flat, "\(result.candidate): \(rates)")
         }
+        #expect(warmStarts > 0, "every candidate's sweep began at one client")
     }
 
     @Test func stopsWhenTheTimeBudgetIsSpentAndReportsTheBestSoFar() async throws {
