@@ -59,10 +59,12 @@ public struct SearchSpace: Sendable, Codable, Hashable {
         }
     }
 
-    /// Client counts 1, 2, 4, … up to twice the images the candidate's contexts can hold in batches (enough to
-    /// keep every context busy with a full batch queued behind it), capped by `concurrencyCap`.
+    /// Client counts 1, 2, 4, … up to four times the images the candidate's contexts can hold in batches, capped
+    /// by `concurrencyCap`. Twice would keep every context busy with a full batch queued behind it if clients came
+    /// back at once; they do not (a client answered is resumed, measured and queued again by the cooperative pool),
+    /// and on an H200 2 × 128 at 512 clients still formed batches of 115.
     public func concurrencies(for candidate: Candidate) -> [Int] {
-        let limit = min(concurrencyCap, max(2, 2 * candidate.instances * candidate.maxBatchSize))
+        let limit = min(concurrencyCap, max(2, 4 * candidate.instances * candidate.maxBatchSize))
         return Self.powersOfTwo(upTo: limit)
     }
 
