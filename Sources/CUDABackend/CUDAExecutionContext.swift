@@ -34,6 +34,10 @@ public final class CUDAExecutionContext: ExecutionContext {
     /// (im2col rounded them to that type anyway, so results are bit-identical).
     let inputEncoding: PixelEncoding
     let pinnedOutput: UnsafeMutableRawPointer
+    /// Recorded after a served batch's download; its waiter sleeps instead of spinning (the driver spins on stream
+    /// syncs while there are more cores than contexts: a worker per context would burn a core for the whole batch,
+    /// cores the batcher's clients, decoding and the next batch's fill need).
+    let batchDone: CUevent
     private var plans: [MatmulShape: MatmulPlan] = [:]
     private var graphs: [Int: CUgraphExec] = [:]
     /// Events recorded by `mark` while `profileStages` runs.
@@ -99,6 +103,10 @@ public final class CUDAExecutionContext: ExecutionContext {
         try libraries.check(d.cuMemAllocHost!(&output, embedding.bytes), "cuMemAllocHost(\(embedding.bytes) bytes)")
         pinnedInput = input!
         pinnedOutput = output!
+        var done: CUevent?
+        try libraries.check(
+            d.cuEventCreate!(&done, UInt32(CCUDA_EVENT_BLOCKING_SYNC | CCUDA_EVENT_DISABLE_TIMING)), "cuEventCreate(batch done)")
+        batchDone = done!
         try libraries.check(d.cuStreamSynchronize!(stream), "cuStreamSynchronize")
     }
 
@@ -112,6 +120,7 @@ public final class CUDAExecutionContext: ExecutionContext {
         _ = d.cuStreamDestroy!(stream)
         _ = d.cuMemFreeHost!(pinnedInput)
         _ = d.cuMemFreeHost!(pinnedOutput)
+        _ = d.cuEventDestroy!(batchDone)
     }
 
     private func validate(pixels: UnsafeBufferPointer<Float>, count: Int) throws {
@@ -162,7 +171,8 @@ public final class CUDAExecutionContext: ExecutionContext {
         if normalize { try l2Normalize(count: count) }
         try libraries.check(
             d.cuMemcpyDtoHAsync!(pinnedOutput, embedding.pointer, count * e * 4, stream), "cuMemcpyDtoHAsync(embeddings)")
-        try synchronize("embed(\(count))")
+        try libraries.check(d.cuEventRecord!(batchDone, stream), "cuEventRecord(batch done)")
+        try libraries.check(d.cuEventSynchronize!(batchDone), "cuEventSynchronize after embed(\(count))")
         UnsafeMutableRawPointer(output.baseAddress!).copyMemory(from: pinnedOutput, byteCount: count * e * 4)
     }
 

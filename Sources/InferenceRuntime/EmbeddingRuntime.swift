@@ -26,7 +26,8 @@ public struct RuntimeConfiguration: Sendable, Hashable {
     public var defaultPriority: Int = 2
     /// L2-normalise embeddings.
     public var normalize: Bool = true
-    /// Run one batch per context before reporting ready.
+    /// Run a batch of every size the engine prefers (its CUDA graph profiles, up to `maxBatchSize`; one image when
+    /// it prefers none) on every context before reporting ready, so no request waits for a graph capture.
     public var warmUp: Bool = true
 
     /// Defaults as documented per field.
@@ -310,22 +311,36 @@ public final class EmbeddingRuntime<C: Clock>: Service, Sendable where C.Duratio
             queueTime: result.queueTime, inferenceTime: result.inferenceTime, batchSize: result.batchSize)
     }
 
-    /// One batch of one grey image per context, so the first request pays no start-up cost.
+    /// Batch sizes the warm-up runs: each size the engine prefers up to the largest batch, and the largest batch.
+    var warmUpBatchSizes: [Int] {
+        let preferred = engine.preferredBatchSizes.filter { $0 < configuration.maxBatchSize }
+        return preferred.isEmpty ? [1] : preferred + [configuration.maxBatchSize]
+    }
+
+    /// A batch of grey images of every warm-up size on every context, so no request pays for a first run (on CUDA,
+    /// the eager pass, matmul timing and graph capture of that batch size's profile).
     private func warmUp() async throws {
         let spec = self.spec
         let normalize = configuration.normalize
         for worker in workers {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                worker.run(
-                    count: 1, pixelsPerImage: spec.pixelsPerImage, embedDim: spec.embedDim, normalize: normalize,
-                    fill: { $0.base.initializeMemory(as: UInt8.self, repeating: 0, count: spec.pixelsPerImage * $0.encoding.byteSize) },
-                    done: { result, _ in
-                        continuation.resume(with: result.flatMap { embeddings in
-                            embeddings.allSatisfy(\.isFinite)
-                                ? .success(()) : .failure(EngineError.device("warm-up produced non-finite values"))
-                        })
-                    })
+            for count in warmUpBatchSizes {
+                try await warmUp(worker, count: count, spec: spec, normalize: normalize)
             }
+        }
+    }
+
+    private func warmUp(_ worker: InferenceWorker, count: Int, spec: VisionTowerSpec, normalize: Bool) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            worker.run(
+                count: count, pixelsPerImage: spec.pixelsPerImage, embedDim: spec.embedDim, normalize: normalize,
+                fill: { $0.base.initializeMemory(as: UInt8.self, repeating: 0, count: count * spec.pixelsPerImage * $0.encoding.byteSize) },
+                done: { result, _ in
+                    continuation.resume(with: result.flatMap { embeddings in
+                        embeddings.allSatisfy(\.isFinite)
+                            ? .success(())
+                            : .failure(EngineError.device("warm-up batch of \(count) produced non-finite values"))
+                    })
+                })
         }
     }
 

@@ -244,6 +244,23 @@ struct EmbeddingRuntimeTests {
         }
     }
 
+    /// Before it reports ready, every context has run a batch of each size the engine prefers below the largest
+    /// batch, and the largest batch (a CUDA context captures its graphs then, not under the first requests).
+    @Test func warmUpRunsEveryPreferredBatchSizeOnEveryContext() async throws {
+        let engine = FakeEngine(preferredBatchSizes: [1, 2, 4, 8, 16])
+        var configuration = configuration(instances: 2, maxBatch: 6)
+        configuration.warmUp = true
+        let runtime = runtime(engine, configuration)
+        #expect(runtime.warmUpBatchSizes == [1, 2, 4, 6])
+        try await withRunningRuntime(runtime) { _ in
+            #expect(engine.batches.withLock { $0.map(\.count) } == [1, 2, 4, 6, 1, 2, 4, 6])
+            #expect(engine.batches.withLock { $0.allSatisfy { $0.allSatisfy { $0 == 0 } } })
+        }
+        #expect(EmbeddingRuntime(
+            engine: FakeEngine(), preprocessor: FakePreprocessor(pixelsPerImage: 1), configuration: configuration
+        ).warmUpBatchSizes == [1])
+    }
+
     @Test func fullQueueRejects() async throws {
         let engine = FakeEngine()
         let runtime = runtime(engine, configuration(maxBatch: 1, queue: 2))

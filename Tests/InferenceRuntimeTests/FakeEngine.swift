@@ -10,7 +10,7 @@ final class FakeEngine: EmbeddingEngine, Sendable {
     let spec: VisionTowerSpec
     let deviceDescription = "fake"
     let precision = Precision.fp32
-    let preferredBatchSizes: [Int] = []
+    let preferredBatchSizes: [Int]
     let gate = Gate()
     let failNext = Atomic<Bool>(false)
     /// First pixel of every image, batch by batch, in the order the batches ran.
@@ -21,8 +21,9 @@ final class FakeEngine: EmbeddingEngine, Sendable {
     let stagedBatches = Atomic<Int>(0)
 
     /// `imageSize` 8 by default; bigger images make batches big enough for the runtime's parallel fill.
-    init(staging: PixelEncoding? = nil, imageSize: Int = 8) {
+    init(staging: PixelEncoding? = nil, imageSize: Int = 8, preferredBatchSizes: [Int] = []) {
         self.staging = staging
+        self.preferredBatchSizes = preferredBatchSizes
         spec = VisionTowerSpec(imageSize: imageSize, patchSize: 4, width: 16, layers: 1, headWidth: 8, embedDim: 4)
     }
 
