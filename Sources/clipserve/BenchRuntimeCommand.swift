@@ -1,0 +1,103 @@
+import ArgumentParser
+import Foundation
+import InferenceCore
+import InferenceRuntime
+import Tuning
+
+/// `clipserve bench runtime`: the serving runtime (batcher, worker threads, batch fill) against a simulated device.
+struct BenchRuntimeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "runtime",
+        abstract: "Measure the serving runtime's own overhead against a simulated device of known speed.",
+        discussion: """
+            Runs the real runtime (dynamic batcher, one worker thread per context, batches written into each \
+            context's fp16 staging buffer by several threads) over a simulated device that takes \
+            --device-us-per-image per image of each batch's power-of-two profile, one batch at a time, and drives it \
+            in-process with closed-loop clients sending 224 px preprocessed pixels, one image per request, as \
+            `clipserve tune` does. Reports images/s, latency, mean batch and CPU use per concurrency, the share of \
+            the time the simulated device was busy, and images/s as a share of the device's own speed at the largest \
+            batch: what the host side of the server leaves of a GPU of that speed (24 µs per image is about \
+            ViT-B-32 on an H200 at batch 256). Needs no GPU.
+            """)
+
+    @Option(help: "Simulated device time per image of a batch's profile, in microseconds.")
+    var deviceUsPerImage: Double = 24
+
+    @Option(help: "Execution contexts.")
+    var instances = 2
+
+    @Option(help: "Largest batch, in images.")
+    var maxBatchSize = 256
+
+    @Option(help: "Longest wait for a fuller batch while a context is idle, in microseconds.")
+    var maxQueueDelayUs = 1000
+
+    @Option(help: "Closed-loop clients, or a comma-separated list run in turn.")
+    var concurrency = BatchSizeList([1024])
+
+    @Option(help: "Seconds per concurrency.")
+    var seconds: Double = 4
+
+    @Flag(help: "Print one JSON object per concurrency, one per line.")
+    var json = false
+
+    func validate() throws {
+        guard deviceUsPerImage > 0 else { throw ValidationError("--device-us-per-image must be positive") }
+        guard instances >= 1, maxBatchSize >= 1 else { throw ValidationError("--instances and --max-batch-size must be at least 1") }
+        guard maxQueueDelayUs >= 0 else { throw ValidationError("--max-queue-delay-us must not be negative") }
+        guard seconds > 0 else { throw ValidationError("--seconds must be positive, got \(seconds)") }
+    }
+
+    func run() async throws {
+        let spec = VisionTowerSpec(imageSize: 224, patchSize: 32, width: 768, layers: 12, headWidth: 64, embedDim: 512)
+        let engine = SimulatedEngine(spec: spec, microsecondsPerImage: deviceUsPerImage)
+        var generator = SplitMix64(seed: 0x7E57)
+        let pixels = (0..<8).map { _ in (0..<spec.pixelsPerImage).map { _ in Float(generator.nextUnit() * 3.8 - 1.8) } }
+        var base = RuntimeConfiguration()
+        base.requestTimeout = .seconds(600)
+        base.maxQueueSize = max(base.maxQueueSize, 2 * (concurrency.sizes.max() ?? 1))
+        let target = RuntimeTuneTarget(
+            engine: engine, preprocessor: PassThroughPreprocessor(), load: .pixels(pixels), base: base,
+            highPriorityContextWhenSeveral: false, readDevice: nil)
+        let candidate = Candidate(instances: instances, maxBatchSize: maxBatchSize, maxQueueDelayMicroseconds: maxQueueDelayUs)
+        if !json {
+            print("clipserve bench runtime: \(candidate) over a \(engine.deviceDescription), "
+                + "\(ProcessInfo.processInfo.activeProcessorCount) cores")
+            print("clients  images/s  p50 ms  p99 ms  mean batch  CPU cores  device busy  of device at max batch")
+        }
+        try await target.withCandidate(candidate) { probe in
+            for clients in concurrency.sizes {
+                let busyBefore = engine.busyMicroseconds.load(ordering: .relaxed)
+                let clock = ContinuousClock(), began = clock.now
+                let point = try await probe.measure(concurrency: clients, seconds: seconds)
+                let wall = (clock.now - began).seconds
+                // Share of the wall time the simulated device was running batches (padding included, as on a GPU).
+                let busy = Double(engine.busyMicroseconds.load(ordering: .relaxed) - busyBefore) * 1e-6 / wall
+                let cores = (point.cpuUtilization ?? 0) * Double(ProcessInfo.processInfo.activeProcessorCount)
+                if json {
+                    let fields: [String: Any] = [
+                        "concurrency": clients, "images_per_second": point.imagesPerSecond,
+                        "p50_ms": point.p50Milliseconds, "p99_ms": point.p99Milliseconds,
+                        "mean_batch": point.meanBatchSize, "cpu_cores": cores, "errors": point.errors,
+                        "device_busy": busy,
+                        "device_images_per_second_at_max_batch": engine.imagesPerSecond(batch: maxBatchSize),
+                    ]
+                    let data = try JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])
+                    print(String(decoding: data, as: UTF8.self))
+                } else {
+                    print(String(
+                        format: "%7d  %8.0f  %6.1f  %6.1f  %10.1f  %9.2f  %9.1f%%  %9.1f%%", clients,
+                        point.imagesPerSecond, point.p50Milliseconds, point.p99Milliseconds, point.meanBatchSize, cores,
+                        100 * busy, 100 * point.imagesPerSecond / engine.imagesPerSecond(batch: maxBatchSize)))
+                }
+            }
+        }
+    }
+}
+
+/// The runtime needs a preprocessor; `bench runtime` sends pixels only, so it is never called.
+private struct PassThroughPreprocessor: ImagePreprocessing {
+    func pixels(from bytes: [UInt8]) throws -> [Float] {
+        throw CLIError("bench runtime sends preprocessed pixels only")
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import InferenceCore
+import Synchronization
+
+/// An engine that stands for a device of known speed, to measure the serving runtime's own overhead on any machine
+/// (`clipserve bench runtime`): each context owns an fp16 staging buffer, as a CUDA context's pinned upload buffer;
+/// a batch holds the (one) simulated device for `microsecondsPerImage` per image of its profile (the next power of
+/// two, as CUDA graphs pad) plus a fixed `launchMicroseconds`, sleeping; batches of different contexts take turns.
+/// Embeddings are the first `embedDim` staged values of each image, so a result still depends on its own pixels.
+final class SimulatedEngine: EmbeddingEngine, Sendable {
+    let spec: VisionTowerSpec
+    let deviceDescription: String
+    let precision = Precision.fp16
+    let preferredBatchSizes: [Int]
+    let microsecondsPerImage: Double
+    let launchMicroseconds: Double
+    /// Held while a batch "runs": one device, batches in turn.
+    let device = Mutex<Void>(())
+    /// Simulated device time spent so far, in microseconds.
+    let busyMicroseconds = Atomic<Int>(0)
+
+    init(spec: VisionTowerSpec, microsecondsPerImage: Double, launchMicroseconds: Double = 30) {
+        self.spec = spec
+        self.microsecondsPerImage = microsecondsPerImage
+        self.launchMicroseconds = launchMicroseconds
+        deviceDescription = "simulated device (\(microsecondsPerImage) µs per image, batches padded to powers of two)"
+        preferredBatchSizes = (0..<10).map { 1 << $0 }
+    }
+
+    /// Images per second the simulated device gives at batch `size` (a power of two).
+    func imagesPerSecond(batch size: Int) -> Double {
+        Double(size) / ((Double(size) * microsecondsPerImage + launchMicroseconds) * 1e-6)
+    }
+
+    func makeContext(_ configuration: ExecutionContextConfiguration) throws -> any ExecutionContext {
+        SimulatedContext(engine: self, maxBatchSize: configuration.maxBatchSize)
+    }
+}
+
+final class SimulatedContext: ExecutionContext {
+    let engine: SimulatedEngine
+    let maxBatchSize: Int
+    private let staging: UnsafeMutableRawPointer
+
+    init(engine: SimulatedEngine, maxBatchSize: Int) {
+        self.engine = engine
+        self.maxBatchSize = maxBatchSize
+        let bytes = maxBatchSize * engine.spec.pixelsPerImage * 2
+        staging = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        staging.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+    }
+
+    deinit { staging.deallocate() }
+
+    func stagingBuffer(count: Int) -> StagingBuffer? {
+        guard count >= 1, count <= maxBatchSize else { return nil }
+        return StagingBuffer(base: staging, encoding: .float16, capacity: maxBatchSize * engine.spec.pixelsPerImage)
+    }
+
+    func embedStaged(count: Int, normalize: Bool, into output: UnsafeMutableBufferPointer<Float>) throws {
+        guard count >= 1, count <= maxBatchSize else {
+            throw EngineError.batchTooLarge(requested: count, maximum: maxBatchSize)
+        }
+        var profile = 1
+        while profile < count { profile *= 2 }
+        let microseconds = Double(min(profile, maxBatchSize)) * engine.microsecondsPerImage + engine.launchMicroseconds
+        engine.device.withLock { _ in usleep(UInt32(microseconds.rounded())) }
+        engine.busyMicroseconds.add(Int(microseconds.rounded()), ordering: .relaxed)
+        let values = staging.assumingMemoryBound(to: Float16.self)
+        let dim = engine.spec.embedDim, per = engine.spec.pixelsPerImage
+        for image in 0..<count {
+            for j in 0..<dim { output[image * dim + j] = Float(values[image * per + j]) }
+        }
+    }
+
+    func embed(
+        pixels: UnsafeBufferPointer<Float>, count: Int, normalize: Bool, into output: UnsafeMutableBufferPointer<Float>
+    ) throws {
+        guard let buffer = stagingBuffer(count: count) else {
+            throw EngineError.batchTooLarge(requested: count, maximum: maxBatchSize)
+        }
+        let per = engine.spec.pixelsPerImage
+        let halves = buffer.base.assumingMemoryBound(to: Float16.self)
+        for i in 0..<(count * per) { halves[i] = Float16(pixels[i]) }
+        try embedStaged(count: count, normalize: normalize, into: output)
+    }
+
+    func captureLayers(pixels: UnsafeBufferPointer<Float>, count: Int) throws -> [LayerOutput] { [] }
+}

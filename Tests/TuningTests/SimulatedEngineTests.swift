@@ -1,0 +1,62 @@
+import Foundation
+import InferenceCore
+import InferenceRuntime
+import Testing
+import Tuning
+
+@testable import clipserve
+
+/// `clipserve bench runtime`'s simulated device: results still come from each image's own pixels (through the fp16
+/// staging buffer), batches take the device in turn for their profile's time, and the runtime over it stays within
+/// what the device allows.
+@Suite("SimulatedEngine")
+struct SimulatedEngineTests {
+    let spec = VisionTowerSpec(imageSize: 32, patchSize: 16, width: 64, layers: 1, headWidth: 32, embedDim: 8)
+
+    @Test func embeddingsAreEachImagesOwnStagedPixelsAndTheDeviceTimeIsTheProfiles() throws {
+        let engine = SimulatedEngine(spec: spec, microsecondsPerImage: 100, launchMicroseconds: 30)
+        let context = try engine.makeContext(ExecutionContextConfiguration(maxBatchSize: 8))
+        let per = spec.pixelsPerImage
+        let pixels = (0..<(3 * per)).map { Float($0 % per) * 0.001 + Float($0 / per) }
+        var output = [Float](repeating: .nan, count: 3 * spec.embedDim)
+        try pixels.withUnsafeBufferPointer { input in
+            try output.withUnsafeMutableBufferPointer { out in
+                try context.embed(pixels: input, count: 3, normalize: false, into: out)
+            }
+        }
+        for image in 0..<3 {
+            for j in 0..<spec.embedDim {
+                #expect(output[image * spec.embedDim + j] == Float(Float16(pixels[image * per + j])))
+            }
+        }
+        // Three images run on the profile of four: 4 × 100 + 30 µs.
+        #expect(engine.busyMicroseconds.load(ordering: .relaxed) == 430)
+        #expect(abs(engine.imagesPerSecond(batch: 4) - 4 / 430e-6) < 1e-6)
+        #expect(throws: EngineError.batchTooLarge(requested: 9, maximum: 8)) {
+            var big = [Float](repeating: 0, count: 9 * spec.embedDim)
+            try big.withUnsafeMutableBufferPointer { out in
+                try context.embedStaged(count: 9, normalize: false, into: out)
+            }
+        }
+    }
+
+    @Test func theRuntimeOverItNeverBeatsTheDeviceAndKeepsItBusy() async throws {
+        let engine = SimulatedEngine(spec: spec, microsecondsPerImage: 200, launchMicroseconds: 30)
+        let pixels = (0..<4).map { seed in [Float](repeating: Float(seed), count: spec.pixelsPerImage) }
+        var base = RuntimeConfiguration()
+        base.maxQueueSize = 4096
+        let target = RuntimeTuneTarget(
+            engine: engine, preprocessor: BytePreprocessor(pixelsPerImage: spec.pixelsPerImage), load: .pixels(pixels),
+            base: base, highPriorityContextWhenSeveral: false, readDevice: nil)
+        try await target.withCandidate(Candidate(instances: 2, maxBatchSize: 8, maxQueueDelayMicroseconds: 500)) { probe in
+            let before = engine.busyMicroseconds.load(ordering: .relaxed)
+            let point = try await probe.measure(concurrency: 64, seconds: 0.5)
+            let busy = Double(engine.busyMicroseconds.load(ordering: .relaxed) - before) * 1e-6
+            #expect(point.errors == 0)
+            #expect(point.meanBatchSize > 1)
+            // One device: images/s can never pass its own speed at the largest batch.
+            #expect(point.imagesPerSecond <= engine.imagesPerSecond(batch: 8) * 1.05)
+            #expect(busy > 0.1, "the simulated device ran \(busy) s of 0.5")
+        }
+    }
+}
