@@ -330,7 +330,7 @@ public final class CUDAExecutionContext: ExecutionContext {
             _ = d.cuEventDestroy!(start)
             _ = d.cuEventDestroy!(end)
         }
-        // About 2 ms of work per candidate at 500 TFLOP/s, between 2 and 20 runs.
+        // About 1 GFLOP of work per candidate (between 2 and 20 runs), each run bracketed by the same two events.
         let flops = 2.0 * Double(shape.m) * Double(shape.n) * Double(shape.k)
         let runs = max(2, min(20, Int(1e9 / max(flops, 1))))
         var best: (algorithm: cublasLtMatmulAlgo_t, milliseconds: Float)?

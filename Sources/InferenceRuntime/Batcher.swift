@@ -207,7 +207,7 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
                 waits.reserveCapacity(batch.units.count)
                 for unit in batch.units {
                     guard let index = state.pending.index(forKey: unit.request) else {
-                        sources.append(([], -1))  // a request that is gone: its row stays zero
+                        sources.append(([], -1))  // a request that is gone: its row is written as zeros
                         continue
                     }
                     let waited = state.pending.values[index].enqueued.duration(to: now)

@@ -248,7 +248,8 @@ private struct Search {
                 // Warm start: a neighbour of the best candidate so far peaks near the same client count, so the
                 // sweep begins a quarter of the way there instead of at one client (most of a GPU candidate's points
                 // were spent below its knee). If that first level is already over budget, it walks down instead.
-                let first = ladder.lastIndex { $0 <= warmStartLevel } ?? 0
+                let start = warmStartLevel
+                let first = ladder.lastIndex { $0 <= start } ?? 0
                 if first > 0 {
                     var index = first
                     while index >= 0 {
@@ -257,11 +258,13 @@ private struct Search {
                         report(
                             "\(candidate) c=\(ladder[index]): \(format(point.imagesPerSecond)) img/s, "
                                 + "p99 \(format(point.p99Milliseconds)) ms, batch \(format(point.meanBatchSize))")
-                        if point.fits(p99BudgetMilliseconds: budget) { break }
-                        if elapsed() + settings.pointSeconds > searchDeadline { return }
+                        if point.fits(p99BudgetMilliseconds: budget) || elapsed() + settings.pointSeconds > searchDeadline {
+                            break
+                        }
                         index -= 1
                     }
-                    guard index == first, let last = points.last else {
+                    // Walked down (or out of time): the points so far are the candidate's, in rising order.
+                    guard index == first, let last = points.last, last.fits(p99BudgetMilliseconds: budget) else {
                         points.sort { $0.concurrency < $1.concurrency }
                         return
                     }

@@ -29,8 +29,8 @@ struct BenchRuntimeCommand: AsyncParsableCommand {
     @Option(help: "Largest batch, in images.")
     var maxBatchSize = 256
 
-    @Option(help: "Longest wait for a fuller batch while a context is idle, in microseconds.")
-    var maxQueueDelayUs = 1000
+    @Option(help: "Longest wait for a fuller batch while a context is idle, in microseconds (as serve's).")
+    var maxQueueDelay = 1000
 
     @Option(help: "Closed-loop clients, or a comma-separated list run in turn.")
     var concurrency = BatchSizeList([1024])
@@ -44,7 +44,7 @@ struct BenchRuntimeCommand: AsyncParsableCommand {
     func validate() throws {
         guard deviceUsPerImage > 0 else { throw ValidationError("--device-us-per-image must be positive") }
         guard instances >= 1, maxBatchSize >= 1 else { throw ValidationError("--instances and --max-batch-size must be at least 1") }
-        guard maxQueueDelayUs >= 0 else { throw ValidationError("--max-queue-delay-us must not be negative") }
+        guard maxQueueDelay >= 0 else { throw ValidationError("--max-queue-delay must not be negative") }
         guard seconds > 0 else { throw ValidationError("--seconds must be positive, got \(seconds)") }
     }
 
@@ -59,7 +59,7 @@ struct BenchRuntimeCommand: AsyncParsableCommand {
         let target = RuntimeTuneTarget(
             engine: engine, preprocessor: PassThroughPreprocessor(), load: .pixels(pixels), base: base,
             highPriorityContextWhenSeveral: false, readDevice: nil)
-        let candidate = Candidate(instances: instances, maxBatchSize: maxBatchSize, maxQueueDelayMicroseconds: maxQueueDelayUs)
+        let candidate = Candidate(instances: instances, maxBatchSize: maxBatchSize, maxQueueDelayMicroseconds: maxQueueDelay)
         if !json {
             print("clipserve bench runtime: \(candidate) over a \(engine.deviceDescription), "
                 + "\(ProcessInfo.processInfo.activeProcessorCount) cores")

@@ -19,7 +19,7 @@ echo "== verify fp32 rc=$? $(el)"
 for spec in "ViT-B-32 1,8,64,256,1024" "ViT-L-14 1,64,256"; do
   set -- $spec
   timeout 120 $BIN bench engine --backend cuda --precision fp16 --model random:$1 --batch-size $2 --seconds 2 --json \
-    >> $L/engine.jsonl 2>> $L/engine.err
+    >> $L/engine_main.jsonl 2>> $L/engine_main.err
 done
 env $ALT_ENV timeout 120 $BIN bench engine --backend cuda --precision fp16 --model random:ViT-B-32 --batch-size 1,8 --seconds 2 --json \
     >> $L/engine_alt.jsonl 2>> $L/engine_alt.err
@@ -39,7 +39,7 @@ mv "$RESULTS/logs.tar.gz" "$RESULTS/tune-logs.tar.gz" 2>/dev/null
 echo "== tune $(el)"
 grep -E "^(PASS|FAIL)|FAILED" $L/verify_fp16.log $L/verify_fp32.log
 echo "==== engine"
-cat $L/engine.jsonl $L/engine_alt.jsonl | python3 -c "
+cat $L/engine_main.jsonl $L/engine_alt.jsonl | python3 -c "
 import json,sys
 for l in sys.stdin:
     if l.startswith('{'): d=json.loads(l); print(f\"{d['model']:16s} b{d['batch_size']:<5d} {d['images_per_second']:10.1f} img/s  p50 {d['p50_ms']:.3f} ms\")"
