@@ -1,6 +1,5 @@
 import Foundation
 import InferenceRuntime
-import Synchronization
 
 /// One answer outside 2xx, for the status page's list of recent errors.
 public struct RecordedError: Sendable, Equatable, Codable {
@@ -26,14 +25,15 @@ public final class StatusRecorder: Sendable {
     /// Errors kept.
     public static let defaultErrorCapacity = 50
 
-    private struct State {
+    private struct State: Sendable {
         var timeline: StatusTimeline
         var errors: RingBuffer<RecordedError>
     }
 
     /// Seconds the timeline keeps.
     public let historySeconds: Int
-    private let state: Mutex<State>
+    // A pthread lock (`Locked`), not `Mutex`: `make test-tsan` cannot see Mutex's futex and reports every access.
+    private let state: Locked<State>
     /// Time since the recorder was made, read from the injected clock.
     private let elapsed: @Sendable () -> Duration
     /// Sleeps on the injected clock until `elapsed()` reaches the offset.
@@ -51,7 +51,7 @@ public final class StatusRecorder: Sendable {
         sleepUntil = { offset in try await clock.sleep(until: origin.advanced(by: offset), tolerance: nil) }
         self.wallClock = wallClock
         self.historySeconds = max(1, historySeconds)
-        state = Mutex(State(timeline: StatusTimeline(capacity: historySeconds), errors: RingBuffer(capacity: errorCapacity)))
+        state = Locked(State(timeline: StatusTimeline(capacity: historySeconds), errors: RingBuffer(capacity: errorCapacity)))
     }
 
     /// A recorder on the continuous clock.

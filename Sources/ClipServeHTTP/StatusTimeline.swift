@@ -75,7 +75,7 @@ struct StatusSecond: Sendable, Equatable {
 
 /// The last minutes as one sample per second, as a pure value: the recorder feeds it events stamped with the
 /// second they happened in, and the timeline closes seconds as time moves on (lazily: nothing runs between events).
-struct StatusTimeline {
+struct StatusTimeline: Sendable {
     /// Most latencies kept for the percentiles of one second; beyond it, later ones overwrite earlier ones in turn.
     static let latencyReservoir = 8192
 
@@ -155,3 +155,5 @@ struct StatusTimeline {
     /// The closed seconds, oldest first (the newest is the second before the one in progress).
     var seconds: [StatusSecond] { closed.elements }
 }
+
+extension RingBuffer: Sendable where Element: Sendable {}
