@@ -245,6 +245,15 @@ private struct Search {
             try await target.withCandidate(candidate) { probe in
                 var best = 0.0, flat = 0
                 let ladder = settings.space.concurrencies(for: candidate)
+                // One point at `level`, kept and reported.
+                func measure(_ level: Int) async throws -> Measurement {
+                    let point = try await probe.measure(concurrency: level, seconds: settings.pointSeconds)
+                    points.append(point)
+                    report(
+                        "\(candidate) c=\(level): \(format(point.imagesPerSecond)) img/s, "
+                            + "p99 \(format(point.p99Milliseconds)) ms, batch \(format(point.meanBatchSize))")
+                    return point
+                }
                 // Warm start: a neighbour of the best candidate so far peaks near the same client count, so the
                 // sweep begins a quarter of the way there instead of at one client (most of a GPU candidate's points
                 // were spent below its knee). If that first level is already over budget, it walks down instead.
@@ -253,11 +262,7 @@ private struct Search {
                 if first > 0 {
                     var index = first
                     while index >= 0 {
-                        let point = try await probe.measure(concurrency: ladder[index], seconds: settings.pointSeconds)
-                        points.append(point)
-                        report(
-                            "\(candidate) c=\(ladder[index]): \(format(point.imagesPerSecond)) img/s, "
-                                + "p99 \(format(point.p99Milliseconds)) ms, batch \(format(point.meanBatchSize))")
+                        let point = try await measure(ladder[index])
                         if point.fits(p99BudgetMilliseconds: budget) || elapsed() + settings.pointSeconds > searchDeadline {
                             break
                         }
@@ -272,11 +277,7 @@ private struct Search {
                 }
                 for level in ladder[(first > 0 ? first + 1 : 0)...] {
                     if !points.isEmpty, elapsed() + settings.pointSeconds > searchDeadline { break }
-                    let point = try await probe.measure(concurrency: level, seconds: settings.pointSeconds)
-                    points.append(point)
-                    report(
-                        "\(candidate) c=\(level): \(format(point.imagesPerSecond)) img/s, "
-                            + "p99 \(format(point.p99Milliseconds)) ms, batch \(format(point.meanBatchSize))")
+                    let point = try await measure(level)
                     guard point.fits(p99BudgetMilliseconds: budget) else { break }
                     if point.imagesPerSecond > best * (1 + settings.minimumGain) {
                         flat = 0

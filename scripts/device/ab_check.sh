@@ -1,16 +1,14 @@
 #!/bin/bash
 # One device call after an engine change: accuracy of the new build (verify fp16 and bf16, head widths 64 and 80),
 # then engine-only throughput and stage profiles with the change (defaults) and without it (environment in
-# $BASELINE_ENV, e.g. "CLIPSERVE_GEMM_TUNING=0 CLIPSERVE_ELEMENTWISE=v1"), alternating on the same card.
+# $BASELINE_ENV, by default CLIPSERVE_GEMM_TUNING=0), alternating on the same card.
 # Logs packed into $OUT/logs.tar.gz; a short table last.
 set -u
 D=.device
 OUT=${OUT:-/tmp/out}
 L=/tmp/logs; mkdir -p "$OUT" $L
 source scripts/device/setup.sh > $L/setup.txt
-start=$(date +%s)
-el() { echo "t=$(( $(date +%s) - start ))s"; }
-BASELINE_ENV=${BASELINE_ENV:-CLIPSERVE_GEMM_TUNING=0 CLIPSERVE_ELEMENTWISE=v1}
+BASELINE_ENV=${BASELINE_ENV:-CLIPSERVE_GEMM_TUNING=0}
 timeout 200 $BIN verify --precision fp16 --devices 0 --images 1 --model fixtures random:ViT-B-32 random:ViT-B-16 \
   random:ViT-L-14 random:ViT-H-14 --concurrency 16 > $L/verify_fp16.log 2>&1
 echo "== verify fp16 rc=$? $(el)"; grep -E "^(PASS|FAIL)|FAILED" $L/verify_fp16.log

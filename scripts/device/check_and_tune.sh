@@ -8,8 +8,6 @@ D=.device
 RESULTS=${OUT:-/tmp/out}
 L=/tmp/logs; mkdir -p "$RESULTS" $L
 source scripts/device/setup.sh > $L/setup.txt
-start=$(date +%s)
-el() { echo "t=$(( $(date +%s) - start ))s"; }
 ALT_ENV=${ALT_ENV:-CLIPSERVE_GEMM_TUNING=64}
 timeout 150 $BIN verify --precision fp16 --devices 0 --images 1 --model fixtures random:ViT-B-32 random:ViT-L-14 \
   --concurrency 16 > $L/verify_fp16.log 2>&1

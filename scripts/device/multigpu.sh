@@ -7,8 +7,6 @@ D=.device
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 source scripts/device/setup.sh
-start=$(date +%s)
-el() { echo "t=$(( $(date +%s) - start ))s"; }
 timeout 150 $BIN verify --fixtures Tests/Fixtures --precision fp16 --devices all --model fixtures random:ViT-B-32 \
   --images 2 --concurrency 64 > "$OUT/verify_fp16.log" 2>&1
 echo "== verify fp16 all GPUs rc=$? $(el)"; grep -E "^(PASS|FAIL)|passed|FAILED" "$OUT/verify_fp16.log" | tail -12

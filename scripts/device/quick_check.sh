@@ -7,8 +7,6 @@ D=.device
 OUT=${OUT:-/tmp/out}
 L=/tmp/logs; mkdir -p "$OUT" $L
 source scripts/device/setup.sh > $L/setup.txt
-start=$(date +%s)
-el() { echo "t=$(( $(date +%s) - start ))s"; }
 timeout 200 $BIN verify --precision fp16 --devices 0 --images 1 --model fixtures random:ViT-B-32 random:ViT-B-16 \
   random:ViT-L-14 random:ViT-H-14 --concurrency 16 > $L/verify_fp16.log 2>&1
 echo "== verify fp16 rc=$? $(el)"; grep -E "^(PASS|FAIL)|FAILED" $L/verify_fp16.log

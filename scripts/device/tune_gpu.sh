@@ -8,8 +8,6 @@ D=.device
 RESULTS=${OUT:-/tmp/out}
 L=/tmp/logs; mkdir -p "$RESULTS" $L
 source scripts/device/setup.sh > $L/setup.txt
-start=$(date +%s)
-el() { echo "t=$(( $(date +%s) - start ))s"; }
 MINUTES=${MINUTES:-4}
 timeout $(( MINUTES * 60 + 90 )) $BIN tune --model random:ViT-B-32 --backend cuda --p99-budget-ms 50 --minutes $MINUTES --point-seconds ${POINT:-2} \
   --output $L/tuned.json --chart $L/tune-gpu.svg > $L/tune.txt 2> $L/tune.err
