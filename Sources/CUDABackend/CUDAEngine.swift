@@ -73,10 +73,8 @@ public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
         kernels = try CUDAKernels(device: device, dtype: dtype)
         let attention = kernels.tensorCoreAttentionError == nil ? "mma.sync attention" : "scalar attention"
         deviceDescription = "cuda:\(deviceOrdinal) \(device.name) (\(device.architecture), \(precision.rawValue), \(attention))"
-        var sizes: [Int] = []
-        var size = 1
-        while size < 1024 { sizes.append(size); size *= 2 }
-        preferredBatchSizes = sizes
+        // Every power of two: the batcher keeps those up to a context's largest batch and adds that batch itself.
+        preferredBatchSizes = (0..<20).map { 1 << $0 }
 
         let w = spec.width, m = spec.mlpWidth, dtype = dtype
         patchK = (spec.patchDim + 7) / 8 * 8

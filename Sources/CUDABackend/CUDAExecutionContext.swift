@@ -29,6 +29,11 @@ public final class CUDAExecutionContext: ExecutionContext {
     /// [B·T, W] f32, LayerNorm output h [B·T, W] T, qkv [B·T, 3W] T, attention [B·T, W] T, MLP [B·T, M] T,
     /// pooled class tokens [B, W] T, embeddings [B, E] f32.
     let pixels, patches, patchOut, x, h, qkv, attention, mlp, pooled, embedding: CUDABuffer
+    /// A batch uploaded as RGB bytes [B,3,S,S], and the normalisation table (768 floats) that turns it into `pixels`.
+    let pixelBytes, normalizationTable: CUDABuffer
+    /// The table `normalizationTable` holds, once uploaded.
+    private var uploadedNormalization: PixelNormalization?
+    /// Pinned upload buffer: a batch in `inputEncoding`, or as bytes (which take at most as much room).
     let pinnedInput: UnsafeMutableRawPointer
     /// How pixels travel to the device: in the engine's storage type, so a 16-bit engine uploads half the bytes
     /// (im2col rounded them to that type anyway, so results are bit-identical).
@@ -96,6 +101,8 @@ public final class CUDAExecutionContext: ExecutionContext {
         mlp = try device.allocate(rows * spec.mlpWidth * t, "mlp hidden")
         pooled = try device.allocate(b * w * t, "pooled class tokens")
         embedding = try device.allocate(b * spec.embedDim * 4, "embeddings")
+        pixelBytes = try device.allocate(b * spec.pixelsPerImage, "pixel bytes")
+        normalizationTable = try device.allocate(3 * 256 * 4, "normalisation table")
         // Padded images read whatever the pixel buffer holds; start it at zero so they are finite.
         try libraries.check(d.cuMemsetD8Async!(pixels.pointer, 0, pixels.bytes, stream), "cuMemsetD8Async(pixels)")
         var input: UnsafeMutableRawPointer?, output: UnsafeMutableRawPointer?
@@ -154,19 +161,67 @@ public final class CUDAExecutionContext: ExecutionContext {
         case .float32: pinnedInput.copyMemory(from: input.baseAddress!, byteCount: values * 4)
         case .float16: cpe_f32_to_f16(input.baseAddress!, pinnedInput.assumingMemoryBound(to: UInt16.self), values)
         case .bfloat16: cpe_f32_to_bf16(input.baseAddress!, pinnedInput.assumingMemoryBound(to: UInt16.self), values)
+        case .uint8: preconditionFailure("inputEncoding is the engine's floating-point storage type")
         }
     }
 
     public func embedStaged(count: Int, normalize: Bool, into output: UnsafeMutableBufferPointer<Float>) throws {
+        try checkBatch(count: count, output: output)
+        try device.bind()
+        let d = libraries.driver
+        let bytes = count * engine.spec.pixelsPerImage * inputEncoding.byteSize
+        try libraries.check(d.cuMemcpyHtoDAsync!(pixels.pointer, pinnedInput, bytes, stream), "cuMemcpyHtoDAsync(pixels)", "\(bytes) bytes")
+        try forwardAndDownload(count: count, normalize: normalize, into: output)
+    }
+
+    /// The pinned upload buffer, holding a batch as RGB bytes: a quarter of fp32's bytes to write and half of fp16's
+    /// to upload; `embedStagedBytes` normalises them on the device.
+    public func byteStagingBuffer(count: Int) -> StagingBuffer? {
+        guard count >= 1, count <= maxBatchSize else { return nil }
+        return StagingBuffer(base: pinnedInput, encoding: .uint8, capacity: maxBatchSize * engine.spec.pixelsPerImage)
+    }
+
+    /// Uploads the bytes, turns them into `pixels` with `normalization`'s table (one kernel before the graph, so the
+    /// graphs serve both inputs) and runs the batch. The table is the host's, so the values are bit-identical to
+    /// normalising on the host and uploading those.
+    public func embedStagedBytes(
+        count: Int, normalization: PixelNormalization, normalize: Bool, into output: UnsafeMutableBufferPointer<Float>
+    ) throws {
+        try checkBatch(count: count, output: output)
+        try device.bind()
+        let d = libraries.driver
+        if uploadedNormalization != normalization {
+            // Once per context in practice (every request uses the model's table); the stream may still read the
+            // old one, so it finishes first.
+            try libraries.check(d.cuStreamSynchronize!(stream), "cuStreamSynchronize before the normalisation table")
+            try normalization.table.withUnsafeBytes { table in
+                try libraries.check(
+                    d.cuMemcpyHtoD!(normalizationTable.pointer, table.baseAddress, table.count), "cuMemcpyHtoD(normalisation table)")
+            }
+            uploadedNormalization = normalization
+        }
+        let spec = engine.spec, bytes = count * spec.pixelsPerImage, plane = spec.imageSize * spec.imageSize
+        try libraries.check(
+            d.cuMemcpyHtoDAsync!(pixelBytes.pointer, pinnedInput, bytes, stream), "cuMemcpyHtoDAsync(pixel bytes)", "\(bytes) bytes")
+        try engine.kernels.launch(
+            "normalize_bytes_\(CUDAKernels.suffix(engine.dtype))",
+            grid: (max(1, min((plane + 255) / 256, 64)), count * 3, 1), block: 256, stream: stream,
+            [.pointer(pixelBytes.pointer), .pointer(pixels.pointer), .pointer(normalizationTable.pointer),
+             .int32(Int32(plane))])
+        try forwardAndDownload(count: count, normalize: normalize, into: output)
+    }
+
+    private func checkBatch(count: Int, output: UnsafeMutableBufferPointer<Float>) throws {
         guard count >= 1, count <= maxBatchSize else {
             throw EngineError.batchTooLarge(requested: count, maximum: maxBatchSize)
         }
         let e = engine.spec.embedDim
         guard output.count == count * e else { throw EngineError.bufferSize(what: "output", expected: count * e, got: output.count) }
-        try device.bind()
-        let d = libraries.driver
-        let bytes = count * engine.spec.pixelsPerImage * inputEncoding.byteSize
-        try libraries.check(d.cuMemcpyHtoDAsync!(pixels.pointer, pinnedInput, bytes, stream), "cuMemcpyHtoDAsync(pixels)", "\(bytes) bytes")
+    }
+
+    /// The forward pass of the `count` images in `pixels`, then the embeddings back into `output`; waits for both.
+    private func forwardAndDownload(count: Int, normalize: Bool, into output: UnsafeMutableBufferPointer<Float>) throws {
+        let d = libraries.driver, e = engine.spec.embedDim
         try run(profile: profile(for: count))
         if normalize { try l2Normalize(count: count) }
         try libraries.check(

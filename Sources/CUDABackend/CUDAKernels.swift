@@ -62,7 +62,7 @@ final class CUDAKernels: @unchecked Sendable {
         tensorCoreAttentionError = attentionError
         let elapsed = ContinuousClock.now - started
         compileSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-        for op in ["im2col", "layernorm", "layernorm_registers", "bias_gelu", "attention_d16", "attention_d32", "attention_d64", "attention_d80"] {
+        for op in ["im2col", "normalize_bytes", "layernorm", "layernorm_registers", "bias_gelu", "attention_d16", "attention_d32", "attention_d64", "attention_d80"] {
             try lookUp("\(op)_\(suffix)")
         }
         try lookUp("layernorm_f32")

@@ -289,6 +289,16 @@ __device__ void im2col(const T *pixels, T *patches, int batch, int imageSize, in
     }
 }
 
+// torchvision's ToTensor + Normalize of a batch uploaded as RGB bytes [B, 3, S, S]: pixels = table[c * 256 + byte],
+// the host's own table, so the values equal normalising on the host. blockIdx.y is one channel of one image.
+template <typename T>
+__device__ void normalize_bytes(const unsigned char *bytes, T *pixels, const float *table, int plane) {
+    long base = (long)blockIdx.y * plane;
+    const float *channel = table + (blockIdx.y % 3) * 256;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < plane; i += gridDim.x * blockDim.x)
+        pixels[base + i] = from_float<T>(channel[bytes[base + i]]);
+}
+
 // x[b, t, :] = (t == 0 ? class_embedding : patchOut[b, t - 1, :]) + positional[t, :]; all fp32.
 extern "C" __global__ void embed_f32(const float *patchOut, const float *classEmbedding, const float *positional,
                                      float *x, int batch, int tokens, int width) {
@@ -524,6 +534,10 @@ extern "C" __global__ void l2norm_f32(float *y, int dim) {
     extern "C" __global__ void im2col_##NAME(const T *pixels, T *patches, int batch, int imageSize, int patch,     \
                                              int grid, int kPadded) {                                              \
         im2col<T>(pixels, patches, batch, imageSize, patch, grid, kPadded);                                        \
+    }                                                                                                              \
+    extern "C" __global__ void normalize_bytes_##NAME(const unsigned char *bytes, T *pixels, const float *table,   \
+                                                      int plane) {                                                 \
+        normalize_bytes<T>(bytes, pixels, table, plane);                                                           \
     }                                                                                                              \
     extern "C" __global__ void bias_gelu_##NAME(T *h, const float *bias, long rows, int cols, int quick) {        \
         bias_gelu<T>(h, bias, rows, cols, quick);                                                                  \

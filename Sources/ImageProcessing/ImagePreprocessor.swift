@@ -27,20 +27,13 @@ public struct ImagePreprocessor: Sendable {
     /// Largest accepted `width * height`, checked from the header (Pillow's `MAX_IMAGE_PIXELS`).
     public let maxPixels: Int
     /// `((v / 255) - mean[c]) / std[c]` for every byte value, in Float32 like torchvision's ToTensor + Normalize.
-    private let table: [Float]
+    public let normalization: PixelNormalization
+    private var table: [Float] { normalization.table }
 
     public init(config: PreprocessConfig, maxPixels: Int = 89_478_485) {
         self.config = config
         self.maxPixels = maxPixels
-        var table = [Float](repeating: 0, count: 3 * 256)
-        if config.mean.count == 3, config.std.count == 3 {
-            for c in 0..<3 {
-                for v in 0..<256 {
-                    table[c * 256 + v] = (Float(v) / 255 - config.mean[c]) / config.std[c]
-                }
-            }
-        }
-        self.table = table
+        normalization = PixelNormalization(config)
     }
 
     /// Floats one image occupies: `3 * size * size`.
@@ -105,13 +98,30 @@ public struct ImagePreprocessor: Sendable {
         return output
     }
 
-    /// The `[3, S, S]` RGB bytes before ToTensor's division by 255, for parity tests.
+    /// The `[3, S, S]` RGB bytes before ToTensor's division by 255: `normalization` turns them into exactly the
+    /// floats `process` returns.
     public func unnormalizedPixels(_ bytes: [UInt8]) throws(ImageError) -> [UInt8] {
         var result: Result<ImageDecoder.Window, ImageError> = .failure(.empty)
         bytes.withUnsafeBytes { raw in
             do throws(ImageError) { result = .success(try decodeWindow(raw)) } catch { result = .failure(error) }
         }
-        return try render(result.get())
+        let window = try result.get()
+        // The common case (RGB filling the whole square): only the interleaved resized pixels to de-interleave.
+        if let region = try rgbSquare(window) {
+            let plane = config.size * config.size
+            var planes = [UInt8](repeating: 0, count: 3 * plane)
+            region.withUnsafeBufferPointer { src in
+                planes.withUnsafeMutableBufferPointer { out in
+                    for i in 0..<plane {
+                        out[i] = src[3 * i]
+                        out[plane + i] = src[3 * i + 1]
+                        out[2 * plane + i] = src[3 * i + 2]
+                    }
+                }
+            }
+            return planes
+        }
+        return try render(window)
     }
 
     /// Resize, crop or pad, and convert a decoded image to `[3, S, S]` RGB bytes.

@@ -85,6 +85,17 @@ public protocol ExecutionContext: AnyObject {
 
     /// Embeds the `count` images written into `stagingBuffer(count:)`; same contract as `embed` otherwise.
     func embedStaged(count: Int, normalize: Bool, into output: UnsafeMutableBufferPointer<Float>) throws
+
+    /// The context's input buffer for a batch of `count` images as RGB bytes (`PixelEncoding.uint8`), when the
+    /// device normalises bytes itself; nil otherwise (the caller then writes normalised values into
+    /// `stagingBuffer(count:)`).
+    func byteStagingBuffer(count: Int) -> StagingBuffer?
+
+    /// Embeds the `count` images written as bytes into `byteStagingBuffer(count:)`, normalising them with
+    /// `normalization`; gives the same result as `embedStaged` on the normalised values.
+    func embedStagedBytes(
+        count: Int, normalization: PixelNormalization, normalize: Bool, into output: UnsafeMutableBufferPointer<Float>
+    ) throws
 }
 
 extension ExecutionContext {
@@ -94,6 +105,16 @@ extension ExecutionContext {
     /// Only reachable for contexts that have a staging buffer.
     public func embedStaged(count: Int, normalize: Bool, into output: UnsafeMutableBufferPointer<Float>) throws {
         throw EngineError.unavailable("this execution context has no staging buffer")
+    }
+
+    /// No byte input: callers normalise on the host.
+    public func byteStagingBuffer(count: Int) -> StagingBuffer? { nil }
+
+    /// Only reachable for contexts that have a byte staging buffer.
+    public func embedStagedBytes(
+        count: Int, normalization: PixelNormalization, normalize: Bool, into output: UnsafeMutableBufferPointer<Float>
+    ) throws {
+        throw EngineError.unavailable("this execution context does not normalise bytes")
     }
 
     /// Convenience over `embed(pixels:count:normalize:into:)` for arrays.
@@ -116,9 +137,17 @@ public enum PixelEncoding: String, Sendable, Hashable {
     case float16
     /// bfloat16 bits, rounded to nearest even (what a bf16 engine reads).
     case bfloat16
+    /// RGB bytes before normalisation (a context that normalises on the device reads them).
+    case uint8
 
     /// Bytes per pixel value.
-    public var byteSize: Int { self == .float32 ? 4 : 2 }
+    public var byteSize: Int {
+        switch self {
+        case .float32: 4
+        case .float16, .bfloat16: 2
+        case .uint8: 1
+        }
+    }
 }
 
 /// A context's input buffer: `capacity` pixel values at `base`, stored as `encoding`. Image `i` of a batch starts at

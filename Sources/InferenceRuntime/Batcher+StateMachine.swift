@@ -23,7 +23,8 @@ public struct BatcherStateMachine<Instant: InstantProtocol>: Sendable where Inst
         public var maxQueueSize: Int
         /// Number of priority levels; 1 is served first, `levels` last.
         public var priorityLevels: Int
-        /// Batch sizes the engine prefers (ascending); a batch is cut to the largest one that fits.
+        /// Batch sizes the engine prefers (ascending); a batch is cut to the largest one that fits. When the engine
+        /// names any, `maxBatchSize` is one of them, so a full batch is never cut.
         public var preferredBatchSizes: [Int]
 
         /// Defaults: batch 16, no delay, 1024 queued images, 2 levels, no preferred sizes.
@@ -36,7 +37,8 @@ public struct BatcherStateMachine<Instant: InstantProtocol>: Sendable where Inst
             self.maxQueueDelay = maxQueueDelay
             self.maxQueueSize = max(1, maxQueueSize)
             self.priorityLevels = max(1, priorityLevels)
-            self.preferredBatchSizes = preferredBatchSizes.filter { $0 >= 1 && $0 <= maxBatchSize }.sorted()
+            let preferred = Set(preferredBatchSizes.filter { $0 >= 1 && $0 <= maxBatchSize })
+            self.preferredBatchSizes = preferred.isEmpty ? [] : preferred.union([maxBatchSize]).sorted()
         }
     }
 

@@ -21,7 +21,8 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
 
     private struct Pending {
         var continuation: CheckedContinuation<BatchedEmbeddings, any Error>
-        var pixels: [Float]
+        var pixels: ImagePixels
+        var count: Int
         var embeddings: [Float]
         var enqueued: C.Instant
         var timeout: Duration
@@ -37,7 +38,7 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
 
     private enum Effect {
         case resume(CheckedContinuation<BatchedEmbeddings, any Error>, Result<BatchedEmbeddings, any Error>)
-        case run(Machine.Batch, [(pixels: [Float], index: Int)], queueWaits: [Duration])
+        case run(Machine.Batch, [(pixels: ImagePixels, index: Int)], queueWaits: [Duration])
         case arm(C.Instant)
         case drained
         case queueDepth(Int)
@@ -54,13 +55,15 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
     private let pixelsPerImage: Int
     private let embedDim: Int
     private let normalize: Bool
+    /// Turns requests' bytes into normalised values, where the context does not do it on its device.
+    private let normalization: PixelNormalization
     private let metrics: RuntimeMetrics
     private let timers: AsyncStream<C.Instant>
     private let timerInput: AsyncStream<C.Instant>.Continuation
 
     init(
         configuration: Machine.Configuration, workers: [InferenceWorker], pixelsPerImage: Int, embedDim: Int,
-        normalize: Bool, clock: C, metrics: RuntimeMetrics
+        normalize: Bool, normalization: PixelNormalization, clock: C, metrics: RuntimeMetrics
     ) {
         state = Locked(
             State(
@@ -71,6 +74,7 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
         self.pixelsPerImage = pixelsPerImage
         self.embedDim = embedDim
         self.normalize = normalize
+        self.normalization = normalization
         self.metrics = metrics
         (timers, timerInput) = AsyncStream.makeStream(of: C.Instant.self)
     }
@@ -81,7 +85,7 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
     var queuedImages: Int { state.withLock { $0.machine.queuedImages } }
 
     /// Queues `count` preprocessed images and returns their embeddings once every one has been through a batch.
-    func submit(pixels: [Float], count: Int, priority: Int, timeout: Duration) async throws -> BatchedEmbeddings {
+    func submit(pixels: ImagePixels, count: Int, priority: Int, timeout: Duration) async throws -> BatchedEmbeddings {
         let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<BatchedEmbeddings, any Error>) in
@@ -96,7 +100,8 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
                         return [.resume(continuation, .failure(Self.error(for: rejection, state: state, timeout: timeout)))]
                     case let .success(actions):
                         state.pending[id] = Pending(
-                            continuation: continuation, pixels: pixels, embeddings: [], enqueued: now, timeout: timeout)
+                            continuation: continuation, pixels: pixels, count: count, embeddings: [], enqueued: now,
+                            timeout: timeout)
                         return apply(actions, to: &state, now: now)
                     }
                 }
@@ -178,7 +183,7 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
                     guard var pending = state.pending[unit.request] else { continue }
                     state.pending[unit.request] = nil  // keeps `embeddings` uniquely referenced while written
                     if pending.embeddings.isEmpty {
-                        pending.embeddings = .init(repeating: 0, count: pending.pixels.count / pixelsPerImage * embedDim)
+                        pending.embeddings = .init(repeating: 0, count: pending.count * embedDim)
                     }
                     let source = output[(row * embedDim)..<((row + 1) * embedDim)]
                     pending.embeddings.replaceSubrange((unit.index * embedDim)..<((unit.index + 1) * embedDim), with: source)
@@ -201,13 +206,13 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
         for action in actions {
             switch action {
             case let .startBatch(batch):
-                var sources: [(pixels: [Float], index: Int)] = []
+                var sources: [(pixels: ImagePixels, index: Int)] = []
                 var waits: [Duration] = []
                 sources.reserveCapacity(batch.units.count)
                 waits.reserveCapacity(batch.units.count)
                 for unit in batch.units {
                     guard let index = state.pending.index(forKey: unit.request) else {
-                        sources.append(([], -1))  // a request that is gone: its row is written as zeros
+                        sources.append((.bytes([]), -1))  // a request that is gone: its row is written as zeros
                         continue
                     }
                     let waited = state.pending.values[index].enqueued.duration(to: now)
@@ -252,9 +257,14 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
                 for wait in waits { metrics.queueTime.record(duration: wait) }
                 metrics.batches.increment()
                 metrics.batchSize.record(batch.units.count)
-                let pixelsPerImage = self.pixelsPerImage
+                let pixelsPerImage = self.pixelsPerImage, normalization = self.normalization
+                // A batch of bytes only may go to the device as bytes (a quarter of the copying and upload).
+                let bytesOnly = sources.allSatisfy { source in
+                    if case .bytes = source.pixels { true } else { source.index < 0 }
+                }
                 workers[batch.worker].run(
                     count: sources.count, pixelsPerImage: pixelsPerImage, embedDim: embedDim, normalize: normalize,
+                    bytes: bytesOnly ? normalization : nil,
                     fill: { destination in
                         let copy = { @Sendable (slot: Int) in
                             let source = sources[slot]
@@ -262,15 +272,26 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
                                 destination.zero(image: slot, pixelsPerImage: pixelsPerImage)
                                 return
                             }
-                            source.pixels.withUnsafeBufferPointer { pixels in
-                                destination.write(
-                                    image: slot, from: UnsafeBufferPointer(rebasing: pixels[(source.index * pixelsPerImage)...]),
-                                    pixelsPerImage: pixelsPerImage)
+                            let first = source.index * pixelsPerImage
+                            switch source.pixels {
+                            case let .normalized(values):
+                                values.withUnsafeBufferPointer { pixels in
+                                    destination.write(
+                                        image: slot, from: UnsafeBufferPointer(rebasing: pixels[first...]),
+                                        pixelsPerImage: pixelsPerImage)
+                                }
+                            case let .bytes(values):
+                                values.withUnsafeBufferPointer { pixels in
+                                    destination.write(
+                                        image: slot, bytes: UnsafeBufferPointer(rebasing: pixels[first...]),
+                                        normalization: normalization, pixelsPerImage: pixelsPerImage)
+                                }
                             }
                         }
-                        // A big batch (tens of MB of floats on a GPU) is copied by several threads: one thread's
-                        // memcpy would otherwise be the slowest stage of the batch.
-                        if sources.count >= 4, sources.count * pixelsPerImage >= Self.parallelFillFloats {
+                        // A big batch (tens of MB on a GPU) is copied by several threads: one thread's memcpy would
+                        // otherwise be the slowest stage of the batch.
+                        let bytes = sources.count * pixelsPerImage * destination.encoding.byteSize
+                        if sources.count >= 4, bytes >= Self.parallelFillBytes {
                             DispatchQueue.concurrentPerform(iterations: sources.count, execute: copy)
                         } else {
                             for slot in sources.indices { copy(slot) }
@@ -287,8 +308,8 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
         }
     }
 
-    /// Batches of at least this many floats (4 MiB) are written into the worker's input by several threads.
-    static var parallelFillFloats: Int { 1 << 20 }
+    /// Batches of at least this many bytes (4 MiB) are written into the worker's input by several threads.
+    static var parallelFillBytes: Int { 4 << 20 }
 
     private static func error(for rejection: BatcherRejection, state: State, timeout: Duration) -> RuntimeError {
         switch rejection {
@@ -308,7 +329,8 @@ extension StagingBuffer {
         (base + image * bytes).initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
     }
 
-    /// Writes the first `pixelsPerImage` values of `source` as image `image` of the batch, in this buffer's encoding.
+    /// Writes the first `pixelsPerImage` values of `source` as image `image` of the batch, in this buffer's encoding
+    /// (a floating-point one: normalised values have no byte form).
     func write(image: Int, from source: UnsafeBufferPointer<Float>, pixelsPerImage: Int) {
         precondition((image + 1) * pixelsPerImage <= capacity && source.count >= pixelsPerImage)
         let offset = image * pixelsPerImage
@@ -319,6 +341,47 @@ extension StagingBuffer {
             cpe_f32_to_f16(source.baseAddress!, base.assumingMemoryBound(to: UInt16.self) + offset, pixelsPerImage)
         case .bfloat16:
             cpe_f32_to_bf16(source.baseAddress!, base.assumingMemoryBound(to: UInt16.self) + offset, pixelsPerImage)
+        case .uint8:
+            preconditionFailure("normalised pixels cannot be written into a byte staging buffer")
+        }
+    }
+
+    /// Writes the first `pixelsPerImage` RGB bytes of `source` (planar `[3, S, S]`) as image `image`: as they are
+    /// into a byte buffer, else normalised by `normalization` and stored in this buffer's encoding (the same values,
+    /// rounded the same way, as preprocessing to floats first would give).
+    func write(
+        image: Int, bytes source: UnsafeBufferPointer<UInt8>, normalization: PixelNormalization, pixelsPerImage: Int
+    ) {
+        precondition((image + 1) * pixelsPerImage <= capacity && source.count >= pixelsPerImage)
+        precondition(pixelsPerImage % 3 == 0)
+        let offset = image * pixelsPerImage, plane = pixelsPerImage / 3
+        let pixels = UnsafeBufferPointer(rebasing: source[..<pixelsPerImage])
+        switch encoding {
+        case .uint8:
+            (base.assumingMemoryBound(to: UInt8.self) + offset).update(from: source.baseAddress!, count: pixelsPerImage)
+        case .float32:
+            normalization.expand(
+                pixels, plane: plane,
+                into: UnsafeMutableBufferPointer(start: base.assumingMemoryBound(to: Float.self) + offset, count: pixelsPerImage))
+        case .float16, .bfloat16:
+            // The table in this encoding (768 conversions), then one lookup per pixel.
+            var table = [UInt16](repeating: 0, count: 3 * 256)
+            normalization.table.withUnsafeBufferPointer { floats in
+                table.withUnsafeMutableBufferPointer { bits in
+                    if encoding == .float16 {
+                        cpe_f32_to_f16(floats.baseAddress!, bits.baseAddress!, 3 * 256)
+                    } else {
+                        cpe_f32_to_bf16(floats.baseAddress!, bits.baseAddress!, 3 * 256)
+                    }
+                }
+            }
+            let out = base.assumingMemoryBound(to: UInt16.self) + offset
+            table.withUnsafeBufferPointer { lut in
+                for c in 0..<3 {
+                    let channel = c * 256
+                    for i in (c * plane)..<((c + 1) * plane) { out[i] = lut[channel + Int(pixels[i])] }
+                }
+            }
         }
     }
 }

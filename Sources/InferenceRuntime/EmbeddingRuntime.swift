@@ -154,7 +154,8 @@ public final class EmbeddingRuntime<C: Clock>: Service, Sendable where C.Duratio
                 maxQueueSize: configuration.maxQueueSize, priorityLevels: configuration.priorityLevels,
                 preferredBatchSizes: engines[0].preferredBatchSizes),
             workers: workers, pixelsPerImage: engines[0].spec.pixelsPerImage, embedDim: engines[0].spec.embedDim,
-            normalize: configuration.normalize, clock: clock, metrics: metrics)
+            normalize: configuration.normalize, normalization: preprocessor.normalization, clock: clock,
+            metrics: metrics)
     }
 
     /// The model's tower.
@@ -237,14 +238,14 @@ public final class EmbeddingRuntime<C: Clock>: Service, Sendable where C.Duratio
         let preprocessor = self.preprocessor
         let pool = preprocessPool
         let metrics = self.metrics
-        let pixels = try await withThrowingTaskGroup(of: (Int, [Float]).self) { group in
+        let pixels = try await withThrowingTaskGroup(of: (Int, [UInt8]).self) { group in
             for (index, bytes) in images.enumerated() {
                 group.addTask {
                     let clock = ContinuousClock()
                     let begin = clock.now
-                    let pixels = try await pool.run { () throws -> [Float] in
+                    let pixels = try await pool.run { () throws -> [UInt8] in
                         do {
-                            return try preprocessor.pixels(from: bytes)
+                            return try preprocessor.pixelBytes(from: bytes)
                         } catch let error as RuntimeError {
                             throw error
                         } catch {
@@ -254,12 +255,12 @@ public final class EmbeddingRuntime<C: Clock>: Service, Sendable where C.Duratio
                     metrics.preprocessTime.record(duration: begin.duration(to: clock.now))
                     guard pixels.count == pixelsPerImage else {
                         throw RuntimeError.badPixels(
-                            "image \(index): preprocessing produced \(pixels.count) floats, expected \(pixelsPerImage)")
+                            "image \(index): preprocessing produced \(pixels.count) values, expected \(pixelsPerImage)")
                     }
                     return (index, pixels)
                 }
             }
-            var flat = [Float](repeating: 0, count: images.count * pixelsPerImage)
+            var flat = [UInt8](repeating: 0, count: images.count * pixelsPerImage)
             for try await (index, values) in group {
                 flat.replaceSubrange((index * pixelsPerImage)..<((index + 1) * pixelsPerImage), with: values)
             }
@@ -269,7 +270,7 @@ public final class EmbeddingRuntime<C: Clock>: Service, Sendable where C.Duratio
         let remaining = timeout - preprocessTime
         guard remaining > .zero else { throw RuntimeError.timedOut(after: timeout) }
         return try await batch(
-            pixels: pixels, count: images.count, priority: priority, timeout: remaining,
+            pixels: .bytes(pixels), count: images.count, priority: priority, timeout: remaining,
             preprocessTime: preprocessTime)
     }
 
@@ -280,7 +281,20 @@ public final class EmbeddingRuntime<C: Clock>: Service, Sendable where C.Duratio
             throw RuntimeError.badPixels(
                 "pixel_values holds \(pixels.count) floats, expected \(count) × 3 × \(spec.imageSize) × \(spec.imageSize)")
         }
-        return try await batch(pixels: pixels, count: count, priority: priority, timeout: timeout, preprocessTime: .zero)
+        return try await batch(
+            pixels: .normalized(pixels), count: count, priority: priority, timeout: timeout, preprocessTime: .zero)
+    }
+
+    /// Embeds `count` images already preprocessed up to the bytes (`count × 3 × S × S` RGB bytes, planar, before
+    /// `ToTensor`'s division by 255), normalised with the preprocessor's table.
+    public func embed(pixelBytes: [UInt8], count: Int, options: RequestOptions = .init()) async throws -> EmbeddingResult {
+        let (priority, timeout) = try admit(count: count, options: options)
+        guard pixelBytes.count == count * spec.pixelsPerImage else {
+            throw RuntimeError.badPixels(
+                "pixel bytes hold \(pixelBytes.count) values, expected \(count) × 3 × \(spec.imageSize) × \(spec.imageSize)")
+        }
+        return try await batch(
+            pixels: .bytes(pixelBytes), count: count, priority: priority, timeout: timeout, preprocessTime: .zero)
     }
 
     private func admit(count: Int, options: RequestOptions) throws -> (priority: Int, timeout: Duration) {
@@ -302,7 +316,7 @@ public final class EmbeddingRuntime<C: Clock>: Service, Sendable where C.Duratio
     }
 
     private func batch(
-        pixels: [Float], count: Int, priority: Int, timeout: Duration, preprocessTime: Duration
+        pixels: ImagePixels, count: Int, priority: Int, timeout: Duration, preprocessTime: Duration
     ) async throws -> EmbeddingResult {
         metrics.images.increment(by: count)
         let result = try await batcher.submit(pixels: pixels, count: count, priority: priority, timeout: timeout)
@@ -317,8 +331,9 @@ public final class EmbeddingRuntime<C: Clock>: Service, Sendable where C.Duratio
         return preferred.isEmpty ? [1] : preferred + [configuration.maxBatchSize]
     }
 
-    /// A batch of grey images of every warm-up size on every context, so no request pays for a first run (on CUDA,
-    /// the eager pass, matmul timing and graph capture of that batch size's profile).
+    /// A batch of all-zero images of every warm-up size on every context, so no request pays for a first run (on CUDA,
+    /// the eager pass, matmul timing and graph capture of that batch size's profile). They travel the way decoded
+    /// images do: as bytes where the context takes them.
     private func warmUp() async throws {
         let spec = self.spec
         let normalize = configuration.normalize
@@ -330,9 +345,11 @@ public final class EmbeddingRuntime<C: Clock>: Service, Sendable where C.Duratio
     }
 
     private func warmUp(_ worker: InferenceWorker, count: Int, spec: VisionTowerSpec, normalize: Bool) async throws {
+        let normalization = preprocessor.normalization
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             worker.run(
                 count: count, pixelsPerImage: spec.pixelsPerImage, embedDim: spec.embedDim, normalize: normalize,
+                bytes: normalization,
                 fill: { $0.base.initializeMemory(as: UInt8.self, repeating: 0, count: count * spec.pixelsPerImage * $0.encoding.byteSize) },
                 done: { result, _ in
                     continuation.resume(with: result.flatMap { embeddings in

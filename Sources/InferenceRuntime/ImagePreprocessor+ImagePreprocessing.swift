@@ -1,8 +1,8 @@
 import ImageProcessing
 
 extension ImagePreprocessor: ImagePreprocessing {
-    /// open_clip's preprocessing of one encoded image.
-    public func pixels(from bytes: [UInt8]) throws -> [Float] {
-        try process(bytes)
+    /// open_clip's preprocessing of one encoded image, up to (not including) ToTensor and Normalize.
+    public func pixelBytes(from bytes: [UInt8]) throws -> [UInt8] {
+        try unnormalizedPixels(bytes)
     }
 }

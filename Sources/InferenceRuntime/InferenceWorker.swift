@@ -37,11 +37,14 @@ final class InferenceWorker: Sendable {
         }
     }
 
-    /// Runs one batch on the worker thread: `fill` writes the batch's pixels into the input buffer (the context's
-    /// own staging buffer when it has one, in its encoding; else a float array of the worker's), then the embeddings
-    /// (`count × embedDim` floats) or the error go to `done`, still on the worker thread.
+    /// Runs one batch on the worker thread: `fill` writes the batch's pixels into the input buffer, then the
+    /// embeddings (`count × embedDim` floats) or the error go to `done`, still on the worker thread.
+    ///
+    /// The input buffer is, in order of preference: the context's byte staging buffer when `bytes` is given (every
+    /// image of the batch is RGB bytes, normalised on the device with that table); its own staging buffer, in its
+    /// encoding; a float array of the worker's.
     func run(
-        count: Int, pixelsPerImage: Int, embedDim: Int, normalize: Bool,
+        count: Int, pixelsPerImage: Int, embedDim: Int, normalize: Bool, bytes normalization: PixelNormalization? = nil,
         fill: @escaping @Sendable (StagingBuffer) -> Void,
         done: @escaping @Sendable (Result<[Float], any Error>, Duration) -> Void
     ) {
@@ -52,6 +55,17 @@ final class InferenceWorker: Sendable {
             let result = Result { () throws -> [Float] in
                 guard let context = slot.context else { throw EngineError.unavailable("execution context released") }
                 slot.output = .init(repeating: 0, count: count * embedDim)
+                if let normalization, let staging = context.byteStagingBuffer(count: count),
+                    staging.encoding == .uint8, staging.capacity >= count * pixelsPerImage
+                {
+                    // RGB bytes straight into the (pinned) upload buffer: a quarter of a float copy.
+                    fill(staging)
+                    try slot.output.withUnsafeMutableBufferPointer { output in
+                        try context.embedStagedBytes(
+                            count: count, normalization: normalization, normalize: normalize, into: output)
+                    }
+                    return slot.output
+                }
                 if let staging = context.stagingBuffer(count: count), staging.capacity >= count * pixelsPerImage {
                     // The context's own (pinned) upload buffer: one host copy of the pixels instead of two.
                     fill(staging)

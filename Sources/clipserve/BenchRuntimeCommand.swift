@@ -11,9 +11,9 @@ struct BenchRuntimeCommand: AsyncParsableCommand {
         abstract: "Measure the serving runtime's own overhead against a simulated device of known speed.",
         discussion: """
             Runs the real runtime (dynamic batcher, one worker thread per context, batches written into each \
-            context's fp16 staging buffer by several threads) over a simulated device that takes \
+            context's staging buffer, as RGB bytes, by several threads) over a simulated device that takes \
             --device-us-per-image per image of each batch's power-of-two profile, one batch at a time, and drives it \
-            in-process with closed-loop clients sending 224 px preprocessed pixels, one image per request, as \
+            in-process with closed-loop clients sending 224 px preprocessed pixels (bytes), one image per request, as \
             `clipserve tune` does. Reports images/s, latency, mean batch and CPU use per concurrency, the share of \
             the time the simulated device was busy, and images/s as a share of the device's own speed at the largest \
             batch: what the host side of the server leaves of a GPU of that speed (24 µs per image is about \
@@ -52,7 +52,7 @@ struct BenchRuntimeCommand: AsyncParsableCommand {
         let spec = VisionTowerSpec(imageSize: 224, patchSize: 32, width: 768, layers: 12, headWidth: 64, embedDim: 512)
         let engine = SimulatedEngine(spec: spec, microsecondsPerImage: deviceUsPerImage)
         var generator = SplitMix64(seed: 0x7E57)
-        let pixels = (0..<8).map { _ in (0..<spec.pixelsPerImage).map { _ in Float(generator.nextUnit() * 3.8 - 1.8) } }
+        let pixels = (0..<8).map { _ in (0..<spec.pixelsPerImage).map { _ in UInt8(generator.nextUnit() * 255.99) } }
         var base = RuntimeConfiguration()
         base.requestTimeout = .seconds(600)
         base.maxQueueSize = max(base.maxQueueSize, 2 * (concurrency.sizes.max() ?? 1))
@@ -95,9 +95,11 @@ struct BenchRuntimeCommand: AsyncParsableCommand {
     }
 }
 
-/// The runtime needs a preprocessor; `bench runtime` sends pixels only, so it is never called.
+/// The runtime needs a preprocessor; `bench runtime` sends pixels only, so only its normalisation is used.
 private struct PassThroughPreprocessor: ImagePreprocessing {
-    func pixels(from bytes: [UInt8]) throws -> [Float] {
+    let normalization = PixelNormalization(PreprocessConfig())
+
+    func pixelBytes(from bytes: [UInt8]) throws -> [UInt8] {
         throw CLIError("bench runtime sends preprocessed pixels only")
     }
 }

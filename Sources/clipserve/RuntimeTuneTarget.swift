@@ -15,15 +15,16 @@ struct RuntimeTuneTarget: TuneTarget {
     enum Load: Sendable {
         /// Encoded image files: every request is decoded and preprocessed, as a served request is.
         case images([[UInt8]])
-        /// Preprocessed pixels (`pixelsPerImage` floats per entry): the engine and batcher only.
-        case pixels([[Float]])
+        /// Preprocessed pixels as decoding leaves them (`pixelsPerImage` RGB bytes per entry, before normalisation):
+        /// the engine and batcher only.
+        case pixels([[UInt8]])
 
         /// The load in words, for reports.
         var summary: String {
             switch self {
             case let .images(files):
                 "\(files.count) image files, decoded and preprocessed per request; 1 image per request"
-            case .pixels: "random preprocessed pixels (no decoding); 1 image per request"
+            case .pixels: "random preprocessed pixels as RGB bytes (no decoding); 1 image per request"
             }
         }
     }
@@ -139,7 +140,7 @@ struct RuntimeProbe: CandidateProbe {
                             case let .images(files):
                                 result = try await runtime.embed(images: [files[next % files.count]])
                             case let .pixels(images):
-                                result = try await runtime.embed(pixels: images[next % images.count], count: 1)
+                                result = try await runtime.embed(pixelBytes: images[next % images.count], count: 1)
                             }
                             let finished = clock.now
                             _ = local.latencies.record(UInt64(max(1, begin.duration(to: finished).microsecondCount)))

@@ -3,10 +3,11 @@ import InferenceCore
 import Synchronization
 
 /// An engine that stands for a device of known speed, to measure the serving runtime's own overhead on any machine
-/// (`clipserve bench runtime`): each context owns an fp16 staging buffer, as a CUDA context's pinned upload buffer;
-/// a batch holds the (one) simulated device for `microsecondsPerImage` per image of its profile (the next power of
+/// (`clipserve bench runtime`): each context owns a staging buffer for fp16 values or RGB bytes, as a CUDA context's
+/// pinned upload buffer; a batch holds the (one) simulated device for `microsecondsPerImage` per image of its profile (the next power of
 /// two, as CUDA graphs pad) plus a fixed `launchMicroseconds`, sleeping; batches of different contexts take turns.
-/// Embeddings are the first `embedDim` staged values of each image, so a result still depends on its own pixels.
+/// Embeddings are the first `embedDim` staged values of each image (normalised, for bytes), so a result still depends
+/// on its own pixels.
 final class SimulatedEngine: EmbeddingEngine, Sendable {
     let spec: VisionTowerSpec
     let deviceDescription: String
@@ -58,6 +59,33 @@ final class SimulatedContext: ExecutionContext {
     }
 
     func embedStaged(count: Int, normalize: Bool, into output: UnsafeMutableBufferPointer<Float>) throws {
+        try occupyDevice(count: count)
+        let values = staging.assumingMemoryBound(to: Float16.self)
+        let dim = engine.spec.embedDim, per = engine.spec.pixelsPerImage
+        for image in 0..<count {
+            for j in 0..<dim { output[image * dim + j] = Float(values[image * per + j]) }
+        }
+    }
+
+    func byteStagingBuffer(count: Int) -> StagingBuffer? {
+        guard count >= 1, count <= maxBatchSize else { return nil }
+        return StagingBuffer(base: staging, encoding: .uint8, capacity: maxBatchSize * engine.spec.pixelsPerImage)
+    }
+
+    func embedStagedBytes(
+        count: Int, normalization: PixelNormalization, normalize: Bool, into output: UnsafeMutableBufferPointer<Float>
+    ) throws {
+        try occupyDevice(count: count)
+        let bytes = staging.assumingMemoryBound(to: UInt8.self)
+        let dim = engine.spec.embedDim, per = engine.spec.pixelsPerImage
+        let plane = engine.spec.imageSize * engine.spec.imageSize
+        for image in 0..<count {
+            for j in 0..<dim { output[image * dim + j] = normalization.table[j / plane % 3 * 256 + Int(bytes[image * per + j])] }
+        }
+    }
+
+    /// Holds the simulated device for a batch of `count` images (its profile's size).
+    private func occupyDevice(count: Int) throws {
         guard count >= 1, count <= maxBatchSize else {
             throw EngineError.batchTooLarge(requested: count, maximum: maxBatchSize)
         }
@@ -66,11 +94,6 @@ final class SimulatedContext: ExecutionContext {
         let microseconds = Double(min(profile, maxBatchSize)) * engine.microsecondsPerImage + engine.launchMicroseconds
         engine.device.withLock { _ in usleep(UInt32(microseconds.rounded())) }
         engine.busyMicroseconds.add(Int(microseconds.rounded()), ordering: .relaxed)
-        let values = staging.assumingMemoryBound(to: Float16.self)
-        let dim = engine.spec.embedDim, per = engine.spec.pixelsPerImage
-        for image in 0..<count {
-            for j in 0..<dim { output[image * dim + j] = Float(values[image * per + j]) }
-        }
     }
 
     func embed(

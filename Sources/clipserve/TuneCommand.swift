@@ -131,8 +131,7 @@ struct TuneCommand: AsyncParsableCommand {
             return .images(try files.map { [UInt8](try ImageFileList.read($0)) })
         }
         var generator = SplitMix64(seed: 0x7E57)
-        // Roughly the range of normalised pixels (about −1.8 to 2.1).
-        return .pixels((0..<8).map { _ in (0..<spec.pixelsPerImage).map { _ in Float(generator.nextUnit() * 3.8 - 1.8) } })
+        return .pixels((0..<8).map { _ in (0..<spec.pixelsPerImage).map { _ in UInt8(generator.nextUnit() * 255.99) } })
     }
 }
 

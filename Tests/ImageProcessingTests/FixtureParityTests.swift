@@ -76,6 +76,14 @@ struct FixtureParityTests {
         var worstInput: Float = 0
         for i in input.indices { worstInput = max(worstInput, abs(input[i] - referenceInput[i])) }
         #expect(worstInput <= 1e-5, "\(name): max |input diff| \(worstInput)")
+        // The bytes the server batches, through the table a GPU normalises them with: the same floats to the bit.
+        var fromBytes = [Float](repeating: .nan, count: input.count)
+        pixels.withUnsafeBufferPointer { source in
+            fromBytes.withUnsafeMutableBufferPointer { out in
+                preprocessor.normalization.expand(source, plane: size * size, into: out)
+            }
+        }
+        #expect(fromBytes.map(\.bitPattern) == input.map(\.bitPattern), "\(name): bytes + table differ from process()")
         print("parity \(name): mode \(decoded.mode.rawValue), max pixel diff \(worst.diff * 255)/255, "
             + "\(mismatches) mismatches, max input diff \(worstInput)")
     }

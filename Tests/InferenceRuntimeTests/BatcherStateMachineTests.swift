@@ -197,9 +197,21 @@ struct BatcherStateMachineTests {
         _ = accepted(&m, 1, images: 5)
         let started = batches(m.timerFired(now: at(10)))
         #expect(started.map(\.units.count) == [4])
-        // Reaching the largest preferred size starts a batch without waiting.
+        // Nine images when the delay is over: a batch of 8; the ninth waits for a fuller batch.
         var m2 = machine(maxBatch: 16, delayMS: 10, preferred: [4, 8])
-        #expect(batches(accepted(&m2, 1, images: 9)).map(\.units.count) == [8])
+        #expect(batches(accepted(&m2, 1, images: 9)).isEmpty)
+        #expect(batches(m2.timerFired(now: at(10))).map(\.units.count) == [8])
+        #expect(m2.queuedImages == 1)
+    }
+
+    @Test func theLargestBatchIsAlwaysPreferred() {
+        // An engine that prefers powers of two up to 8 with a context of 12 images: a full queue runs 12 at once,
+        // not 8 (a CUDA context has a graph profile for its largest batch).
+        var m = machine(maxBatch: 12, delayMS: 10, preferred: [1, 2, 4, 8, 1024])
+        #expect(m.configuration.preferredBatchSizes == [1, 2, 4, 8, 12])
+        #expect(batches(accepted(&m, 1, images: 20)).map(\.units.count) == [12])
+        // No preferred sizes stays no preferred sizes: any batch size is as good as another.
+        #expect(machine(maxBatch: 12, preferred: []).configuration.preferredBatchSizes.isEmpty)
     }
 
     @Test func shutdownDrainsThenReportsDrained() {

@@ -124,16 +124,85 @@ struct EmbeddingRuntimeTests {
             let images = (0..<7).map { i in [Float](repeating: Float(i + 1) * scale, count: engine.spec.pixelsPerImage) }
             for (i, pixels) in images.enumerated() {
                 let result = try await runtime.embed(pixels: pixels, count: 1)
-                let value = pixels[0]
-                let rounded: Float =
-                    switch encoding {
-                    case .float32: value
-                    case .float16: Float(Float16(value))
-                    case .bfloat16: Float(bitPattern: (value.bitPattern + 0x7fff + ((value.bitPattern >> 16) & 1)) & 0xffff_0000)
-                    }
-                #expect(Array(result.embedding(0)) == engine.reference(engine.pixels(seeds: [rounded])[...]), "image \(i)")
+                #expect(
+                    Array(result.embedding(0)) == engine.reference(engine.pixels(seeds: [rounded(pixels[0], encoding)])[...]),
+                    "image \(i)")
             }
             #expect(engine.stagedBatches.load(ordering: .relaxed) == engine.batches.withLock(\.count))
+        }
+    }
+
+    /// `value` rounded to nearest even in `encoding`, as the runtime's writers round.
+    func rounded(_ value: Float, _ encoding: PixelEncoding) -> Float {
+        switch encoding {
+        case .float32, .uint8: value
+        case .float16: Float(Float16(value))
+        case .bfloat16: Float(bitPattern: (value.bitPattern + 0x7fff + ((value.bitPattern >> 16) & 1)) & 0xffff_0000)
+        }
+    }
+
+    @Test(arguments: [PixelEncoding.float32, .float16, .bfloat16])
+    func decodedImagesReachAFloatStagingBufferNormalisedThenRounded(encoding: PixelEncoding) async throws {
+        // Decoded images travel as bytes; a context that does not normalise bytes itself gets them through the
+        // preprocessor's table, rounded to its encoding: what preprocessing straight to floats would have given.
+        let engine = FakeEngine(staging: encoding)
+        let runtime = EmbeddingRuntime(
+            engine: engine, preprocessor: FakePreprocessor(pixelsPerImage: engine.spec.pixelsPerImage, scale: 1.0 / 3),
+            configuration: configuration(instances: 2, maxBatch: 3))
+        try await withRunningRuntime(runtime) { _ in
+            let seeds: [UInt8] = [1, 2, 5, 128, 200, 254, 255]
+            let result = try await runtime.embed(images: seeds.map { [$0] })
+            for (i, seed) in seeds.enumerated() {
+                let value = rounded(Float(seed) * (1.0 / 3), encoding)
+                #expect(Array(result.embedding(i)) == engine.reference(engine.pixels(seeds: [value])[...]), "image \(i)")
+            }
+            #expect(engine.byteBatches.load(ordering: .relaxed) == 0)
+            // The rounding shows: some values are not exact in 16 bits.
+            #expect(encoding == .float32 || seeds.contains { rounded(Float($0) * (1.0 / 3), encoding) != Float($0) * (1.0 / 3) })
+        }
+    }
+
+    @Test func aContextThatNormalisesBytesGetsDecodedImagesAsBytesAndMixedBatchesAsValues() async throws {
+        let engine = FakeEngine(staging: .float16, takesBytes: true)
+        let scale: Float = 1.0 / 3
+        let runtime = EmbeddingRuntime(
+            engine: engine, preprocessor: FakePreprocessor(pixelsPerImage: engine.spec.pixelsPerImage, scale: scale),
+            configuration: configuration(instances: 1, maxBatch: 4))
+        try await withRunningRuntime(runtime) { _ in
+            let warmUp = engine.byteBatches.load(ordering: .relaxed)
+            #expect(warmUp >= 1, "warm-up takes the byte path where the context has one")
+            // Bytes only: uploaded as bytes, normalised by the context with the preprocessor's table (in fp32).
+            let seeds: [UInt8] = [3, 7, 250]
+            let result = try await runtime.embed(images: seeds.map { [$0] })
+            for (i, seed) in seeds.enumerated() {
+                #expect(Array(result.embedding(i)) == engine.reference(engine.pixels(seeds: [Float(seed) * scale])[...]))
+            }
+            #expect(engine.byteBatches.load(ordering: .relaxed) == warmUp + 1)
+            #expect(engine.stagedBatches.load(ordering: .relaxed) == 0)
+            // Raw bytes from a client take the same path.
+            let raw = try await runtime.embed(
+                pixelBytes: [UInt8](repeating: 9, count: engine.spec.pixelsPerImage), count: 1)
+            #expect(Array(raw.embedding(0)) == engine.reference(engine.pixels(seeds: [9 * scale])[...]))
+            await #expect(throws: RuntimeError.self) { try await runtime.embed(pixelBytes: [1, 2, 3], count: 1) }
+
+            // A batch holding a float tensor and a decoded image goes through the value buffer: both rounded to fp16.
+            engine.gate.close()
+            let blocker = Task { try await runtime.embed(images: [[1]]) }
+            await eventually { engine.gate.waiting.load(ordering: .relaxed) == 1 }
+            let tensor = Task {
+                try await runtime.embed(pixels: [Float](repeating: 0.1, count: engine.spec.pixelsPerImage), count: 1)
+            }
+            let image = Task { try await runtime.embed(images: [[100]]) }
+            await eventually { runtime.queuedImages == 2 }
+            engine.gate.open()
+            _ = try await blocker.value
+            let fromTensor = try await tensor.value, fromImage = try await image.value
+            #expect(fromTensor.batchSize == 2 && fromImage.batchSize == 2)
+            #expect(Array(fromTensor.embedding(0)) == engine.reference(engine.pixels(seeds: [rounded(0.1, .float16)])[...]))
+            #expect(
+                Array(fromImage.embedding(0))
+                    == engine.reference(engine.pixels(seeds: [rounded(100 * scale, .float16)])[...]))
+            #expect(engine.stagedBatches.load(ordering: .relaxed) == 1)
         }
     }
 

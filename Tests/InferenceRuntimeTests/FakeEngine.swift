@@ -19,10 +19,15 @@ final class FakeEngine: EmbeddingEngine, Sendable {
     /// batches went through one.
     let staging: PixelEncoding?
     let stagedBatches = Atomic<Int>(0)
+    /// Whether contexts take batches of RGB bytes and normalise them themselves (as a CUDA context does), and how
+    /// many batches came that way.
+    let takesBytes: Bool
+    let byteBatches = Atomic<Int>(0)
 
     /// `imageSize` 8 by default; bigger images make batches big enough for the runtime's parallel fill.
-    init(staging: PixelEncoding? = nil, imageSize: Int = 8, preferredBatchSizes: [Int] = []) {
+    init(staging: PixelEncoding? = nil, takesBytes: Bool = false, imageSize: Int = 8, preferredBatchSizes: [Int] = []) {
         self.staging = staging
+        self.takesBytes = takesBytes
         self.preferredBatchSizes = preferredBatchSizes
         spec = VisionTowerSpec(imageSize: imageSize, patchSize: 4, width: 16, layers: 1, headWidth: 8, embedDim: 4)
     }
@@ -49,6 +54,7 @@ final class FakeContext: ExecutionContext {
     let engine: FakeEngine
     let maxBatchSize: Int
     private let staging: UnsafeMutableRawPointer?
+    private let byteStaging: UnsafeMutableRawPointer?
 
     init(engine: FakeEngine, maxBatchSize: Int) {
         self.engine = engine
@@ -59,9 +65,34 @@ final class FakeContext: ExecutionContext {
             memory.initializeMemory(as: UInt8.self, repeating: 0xff, count: bytes)  // NaN until written
             return memory
         }
+        byteStaging = engine.takesBytes ? UnsafeMutableRawPointer.allocate(
+            byteCount: maxBatchSize * engine.spec.pixelsPerImage, alignment: 64) : nil
     }
 
-    deinit { staging?.deallocate() }
+    deinit {
+        staging?.deallocate()
+        byteStaging?.deallocate()
+    }
+
+    func byteStagingBuffer(count: Int) -> StagingBuffer? {
+        guard let byteStaging, count <= maxBatchSize else { return nil }
+        return StagingBuffer(base: byteStaging, encoding: .uint8, capacity: maxBatchSize * engine.spec.pixelsPerImage)
+    }
+
+    /// Normalises the staged bytes with the table (as a GPU would) and embeds those.
+    func embedStagedBytes(
+        count: Int, normalization: PixelNormalization, normalize: Bool, into output: UnsafeMutableBufferPointer<Float>
+    ) throws {
+        engine.byteBatches.add(1, ordering: .relaxed)
+        let values = count * engine.spec.pixelsPerImage
+        var floats = [Float](repeating: .nan, count: values)
+        floats.withUnsafeMutableBufferPointer { out in
+            normalization.expand(
+                UnsafeBufferPointer(start: byteStaging!.assumingMemoryBound(to: UInt8.self), count: values),
+                plane: engine.spec.imageSize * engine.spec.imageSize, into: out)
+        }
+        try floats.withUnsafeBufferPointer { try embed(pixels: $0, count: count, normalize: normalize, into: output) }
+    }
 
     func stagingBuffer(count: Int) -> StagingBuffer? {
         guard let staging, let encoding = engine.staging, count <= maxBatchSize else { return nil }
@@ -80,6 +111,7 @@ final class FakeContext: ExecutionContext {
             case .bfloat16:
                 UnsafeBufferPointer(start: staging!.assumingMemoryBound(to: UInt16.self), count: values)
                     .map { Float(bitPattern: UInt32($0) << 16) }
+            case .uint8: preconditionFailure("the fake's float staging buffer is never a byte buffer")
             }
         try floats.withUnsafeBufferPointer { try embed(pixels: $0, count: count, normalize: normalize, into: output) }
     }
@@ -101,13 +133,19 @@ final class FakeContext: ExecutionContext {
     func captureLayers(pixels: UnsafeBufferPointer<Float>, count: Int) throws -> [LayerOutput] { [] }
 }
 
-/// Preprocessing for the fake engine: the image bytes are `[seed]`, anything else is a bad image.
+/// Preprocessing for the fake engine: the image bytes are `[seed]`, anything else is a bad image; every pixel is the
+/// seed, which normalises to `seed × scale` (by default the seed itself).
 struct FakePreprocessor: ImagePreprocessing {
     let pixelsPerImage: Int
+    var scale: Float = 1
 
-    func pixels(from bytes: [UInt8]) throws -> [Float] {
+    var normalization: PixelNormalization {
+        PixelNormalization(table: (0..<(3 * 256)).map { Float($0 % 256) * scale })
+    }
+
+    func pixelBytes(from bytes: [UInt8]) throws -> [UInt8] {
         guard bytes.count == 1 else { throw FakeImageError() }
-        return [Float](repeating: Float(bytes[0]), count: pixelsPerImage)
+        return [UInt8](repeating: bytes[0], count: pixelsPerImage)
     }
 }
 

@@ -53,8 +53,10 @@ final class CountingContext: ExecutionContext {
 struct BytePreprocessor: ImagePreprocessing {
     let pixelsPerImage: Int
 
-    func pixels(from bytes: [UInt8]) throws -> [Float] {
-        [Float](repeating: Float(bytes.first ?? 0) / 255, count: pixelsPerImage)
+    var normalization: PixelNormalization { PixelNormalization(table: (0..<(3 * 256)).map { Float($0 % 256) / 255 }) }
+
+    func pixelBytes(from bytes: [UInt8]) throws -> [UInt8] {
+        [UInt8](repeating: bytes.first ?? 0, count: pixelsPerImage)
     }
 }
 
@@ -66,7 +68,7 @@ struct RuntimeTuneTargetTests {
         let load: RuntimeTuneTarget.Load =
             images
             ? .images((0..<5).map { [UInt8($0 * 40)] })
-            : .pixels((0..<3).map { [Float](repeating: Float($0), count: engine.spec.pixelsPerImage) })
+            : .pixels((0..<3).map { [UInt8](repeating: UInt8($0), count: engine.spec.pixelsPerImage) })
         var base = RuntimeConfiguration()
         base.preprocessThreads = 2
         return RuntimeTuneTarget(

@@ -31,6 +31,21 @@ struct SimulatedEngineTests {
         }
         // Three images run on the profile of four: 4 × 100 + 30 µs.
         #expect(engine.busyMicroseconds.load(ordering: .relaxed) == 430)
+        // Bytes: the same device time, and the embeddings are the normalised bytes.
+        let normalization = PixelNormalization(PreprocessConfig())
+        let staging = try #require(context.byteStagingBuffer(count: 2))
+        #expect(staging.encoding == .uint8)
+        for i in 0..<(2 * per) { staging.base.storeBytes(of: UInt8(i % 251), toByteOffset: i, as: UInt8.self) }
+        var fromBytes = [Float](repeating: .nan, count: 2 * spec.embedDim)
+        try fromBytes.withUnsafeMutableBufferPointer { out in
+            try context.embedStagedBytes(count: 2, normalization: normalization, normalize: false, into: out)
+        }
+        for image in 0..<2 {
+            for j in 0..<spec.embedDim {
+                #expect(fromBytes[image * spec.embedDim + j] == normalization.table[(image * per + j) % 251])
+            }
+        }
+        #expect(engine.busyMicroseconds.load(ordering: .relaxed) == 430 + 230)
         #expect(abs(engine.imagesPerSecond(batch: 4) - 4 / 430e-6) < 1e-6)
         #expect(throws: EngineError.batchTooLarge(requested: 9, maximum: 8)) {
             var big = [Float](repeating: 0, count: 9 * spec.embedDim)
@@ -42,7 +57,7 @@ struct SimulatedEngineTests {
 
     @Test func theRuntimeOverItNeverBeatsTheDeviceAndKeepsItBusy() async throws {
         let engine = SimulatedEngine(spec: spec, microsecondsPerImage: 200, launchMicroseconds: 30)
-        let pixels = (0..<4).map { seed in [Float](repeating: Float(seed), count: spec.pixelsPerImage) }
+        let pixels = (0..<4).map { seed in [UInt8](repeating: UInt8(seed), count: spec.pixelsPerImage) }
         var base = RuntimeConfiguration()
         base.maxQueueSize = 4096
         let target = RuntimeTuneTarget(
