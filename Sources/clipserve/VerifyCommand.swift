@@ -182,7 +182,9 @@ struct VerifyCommand: ParsableCommand {
             worstCosine = min(worstCosine, cosine(single, row))
         }
         print("  batch of \(names.count) vs one at a time (normalised): max diff \(format(batchDifference))")
-        var passed = worstCosine >= target
+        let byteMismatches = try byteInputCheck(context: gpuContext, loaded: loaded, count: names.count)
+        print("  RGB bytes normalised on the GPU vs on the host: \(byteMismatches) values differ")
+        var passed = worstCosine >= target && byteMismatches == 0
         if concurrency > 0 {
             let mismatches = try concurrencyCheck(engine: gpu, pixels: pixels, embedDim: spec.embedDim)
             print("  concurrency \(concurrency): \(mismatches) results differ from the serial result")
@@ -194,6 +196,29 @@ struct VerifyCommand: ParsableCommand {
             line += try bench(engine: gpu, batches: benchBatches)
         }
         return (passed, line)
+    }
+
+    /// Decoded images reach the GPU as bytes and are normalised there: a batch of random bytes that way must give
+    /// bit for bit the embeddings of the same bytes normalised on the host and uploaded as values.
+    private func byteInputCheck(context: any ExecutionContext, loaded: LoadedModel, count: Int) throws -> Int {
+        let spec = loaded.spec, per = spec.pixelsPerImage
+        let normalization = PixelNormalization(loaded.preprocess)
+        var generator = SplitMix64(seed: 0xB17E5)
+        let bytes = (0..<(count * per)).map { _ in UInt8(generator.nextUnit() * 255.99) }
+        var values = [Float](repeating: 0, count: count * per)
+        bytes.withUnsafeBufferPointer { source in
+            values.withUnsafeMutableBufferPointer { normalization.expand(source, plane: spec.imageSize * spec.imageSize, into: $0) }
+        }
+        let fromValues = try context.embed(values, count: count, normalize: true, embedDim: spec.embedDim)
+        guard let staging = context.byteStagingBuffer(count: count) else {
+            throw CLIError("cuda context offers no byte input")
+        }
+        bytes.withUnsafeBytes { staging.base.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        var fromBytes = [Float](repeating: .nan, count: count * spec.embedDim)
+        try fromBytes.withUnsafeMutableBufferPointer { out in
+            try context.embedStagedBytes(count: count, normalization: normalization, normalize: true, into: out)
+        }
+        return zip(fromValues, fromBytes).filter { $0.bitPattern != $1.bitPattern }.count
     }
 
     /// `concurrency` threads embed images one at a time through a pool of contexts; every result must equal the
