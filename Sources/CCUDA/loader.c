@@ -36,7 +36,7 @@ static const char *const nvrtcSymbols[] = {
 static const char *const nvmlSymbols[] = {
     "nvmlInit_v2", "nvmlShutdown", "nvmlErrorString", "nvmlDeviceGetCount_v2", "nvmlDeviceGetHandleByIndex_v2",
     "nvmlDeviceGetName", "nvmlDeviceGetUtilizationRates", "nvmlDeviceGetMemoryInfo", "nvmlDeviceGetPowerUsage",
-    NULL};
+    "nvmlDeviceGetHandleByPciBusId_v2", NULL};
 
 static size_t count(const char *const *list) {
     size_t n = 0;

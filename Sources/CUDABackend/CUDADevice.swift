@@ -1,4 +1,5 @@
 import CCUDA
+import Foundation
 import InferenceCore
 
 /// One GPU: its ordinal, name, compute capability and retained primary context.
@@ -16,6 +17,8 @@ public final class CUDADevice: @unchecked Sendable {
     public let totalMemory: Int
     /// Largest dynamic shared memory one block may opt in to, bytes.
     public let maxSharedMemoryPerBlock: Int
+    /// PCI address as NVML writes it (`00000000:17:00.0`): how NVML finds this GPU whatever order either numbers them.
+    public let pciBusID: String
     let libraries: CUDALibraries
     let device: CUdevice
     let context: CUcontext
@@ -54,6 +57,10 @@ public final class CUDADevice: @unchecked Sendable {
         multiprocessors = try attribute(Int32(CCUDA_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT), "SMs")
         maxSharedMemoryPerBlock = try attribute(
             Int32(CCUDA_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN), "shared memory opt-in")
+        pciBusID = String(
+            format: "%08X:%02X:%02X.0", try attribute(Int32(CCUDA_DEVICE_ATTRIBUTE_PCI_DOMAIN_ID), "PCI domain"),
+            try attribute(Int32(CCUDA_DEVICE_ATTRIBUTE_PCI_BUS_ID), "PCI bus"),
+            try attribute(Int32(CCUDA_DEVICE_ATTRIBUTE_PCI_DEVICE_ID), "PCI device"))
         var bytes = 0
         try libraries.check(d.cuDeviceTotalMem!(&bytes, device), "cuDeviceTotalMem")
         totalMemory = bytes

@@ -35,6 +35,12 @@ public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
     /// Whether a CUDA driver and a GPU are usable here.
     public static var isAvailable: Bool { CUDADevice.isAvailable }
 
+    /// The GPU's ordinal as the CUDA driver numbers it (`cuda:N`).
+    public var ordinal: Int { device.ordinal }
+
+    /// The GPU's PCI address, for NVML.
+    public var pciBusID: String { device.pciBusID }
+
     /// GPUs the driver sees (0 when CUDA is unavailable).
     public static var deviceCount: Int { (try? CUDADevice.count()) ?? 0 }
 

@@ -1,12 +1,15 @@
 import CCUDA
 import InferenceCore
 
-/// Reads per-GPU utilisation, memory and power through NVML, for the server's /metrics.
+/// Reads utilisation, memory and power of the GPUs an engine runs on through NVML, for the server's /metrics.
+///
+/// NVML numbers GPUs in PCI order and ignores `CUDA_VISIBLE_DEVICES`; the CUDA driver puts the fastest first and
+/// honours it. Each GPU is therefore found by its PCI address and reported under its CUDA ordinal.
 public final class GPUMonitor: @unchecked Sendable {
     // @unchecked: the table and handles are immutable after init; NVML queries are thread-safe.
     /// One GPU's readings.
     public struct Sample: Sendable, Hashable {
-        /// Device index as NVML numbers it.
+        /// CUDA ordinal (`cuda:N`).
         public var index: Int
         /// Marketing name.
         public var name: String
@@ -23,8 +26,8 @@ public final class GPUMonitor: @unchecked Sendable {
     private let nvml: ccuda_nvml_api
     private let devices: [(index: Int, handle: nvmlDevice_t, name: String)]
 
-    /// Loads NVML and opens every GPU it sees.
-    public init() throws {
+    /// Loads NVML and opens the given GPUs: CUDA ordinal and PCI address (`CUDAEngine.ordinal`, `.pciBusID`).
+    public init(devices wanted: [(ordinal: Int, pciBusID: String)]) throws {
         let nvml = try CUDALibraries.load(CCUDA_LIB_NVML, ccuda_nvml_api(), CUDALibraries.searchPath)
         func check(_ result: nvmlReturn_t, _ call: String) throws {
             guard result != 0 else { return }
@@ -32,15 +35,16 @@ public final class GPUMonitor: @unchecked Sendable {
             throw EngineError.device("nvml: \(call) failed: \(text)")
         }
         try check(nvml.nvmlInit!(), "nvmlInit_v2")
-        var count: UInt32 = 0
-        try check(nvml.nvmlDeviceGetCount!(&count), "nvmlDeviceGetCount_v2")
         var devices: [(Int, nvmlDevice_t, String)] = []
-        for i in 0..<Int(count) {
+        for (ordinal, address) in wanted {
             var handle: nvmlDevice_t?
-            try check(nvml.nvmlDeviceGetHandleByIndex!(UInt32(i), &handle), "nvmlDeviceGetHandleByIndex_v2(\(i))")
+            try check(
+                nvml.nvmlDeviceGetHandleByPciBusId!(address, &handle),
+                "nvmlDeviceGetHandleByPciBusId_v2(\(address)) for cuda:\(ordinal)")
             var name = [CChar](repeating: 0, count: 256)
             _ = nvml.nvmlDeviceGetName!(handle, &name, 256)
-            devices.append((i, handle!, String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)))
+            devices.append(
+                (ordinal, handle!, String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)))
         }
         self.nvml = nvml
         self.devices = devices
@@ -48,7 +52,7 @@ public final class GPUMonitor: @unchecked Sendable {
 
     deinit { _ = nvml.nvmlShutdown!() }
 
-    /// Current readings of every GPU; a reading NVML cannot give is reported as 0.
+    /// Current readings of each GPU; a reading NVML cannot give is reported as 0.
     public func sample() -> [Sample] {
         devices.map { device in
             var utilization = ccuda_nvml_utilization()

@@ -108,7 +108,7 @@ struct ServeCommand: AsyncParsableCommand {
         let runtime = EmbeddingRuntime(
             engines: engines, preprocessor: ImagePreprocessor(config: loaded.preprocess),
             configuration: runtimeConfiguration, metrics: metrics.runtime,
-            telemetry: NVMLTelemetry.forEngine(engine), logger: logger)
+            telemetry: NVMLTelemetry.forEngines(engines), logger: logger)
         logger.info(
             "serving \(http.modelName) (\(loaded.summary)) on \(engines.map(\.deviceDescription).joined(separator: ", ")), \(instances) instance(s) per device")
         let host = self.host
@@ -133,9 +133,11 @@ struct ServeCommand: AsyncParsableCommand {
 struct NVMLTelemetry: DeviceTelemetry {
     let monitor: GPUMonitor
 
-    /// Telemetry for a CUDA engine; nil for the CPU or when NVML cannot be loaded (the gauges are then absent).
-    static func forEngine(_ engine: any EmbeddingEngine) -> NVMLTelemetry? {
-        guard EngineFactory.backendName(of: engine) == "cuda", let monitor = try? GPUMonitor() else { return nil }
+    /// Telemetry for the GPUs of CUDA engines, under their CUDA ordinals; nil for the CPU or when NVML cannot be
+    /// loaded or does not find a GPU (the gauges are then absent).
+    static func forEngines(_ engines: [any EmbeddingEngine]) -> NVMLTelemetry? {
+        let gpus = engines.compactMap { $0 as? CUDAEngine }.map { (ordinal: $0.ordinal, pciBusID: $0.pciBusID) }
+        guard !gpus.isEmpty, let monitor = try? GPUMonitor(devices: gpus) else { return nil }
         return NVMLTelemetry(monitor: monitor)
     }
 

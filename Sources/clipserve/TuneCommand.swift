@@ -67,18 +67,10 @@ struct TuneCommand: AsyncParsableCommand {
         let space = backend == "cuda" ? SearchSpace.gpu() : SearchSpace.cpu(cores: cores)
         // Room for every client of the largest point, so the tuner never measures rejections.
         base.maxQueueSize = max(base.maxQueueSize, 2 * space.concurrencyCap)
-        let telemetry = NVMLTelemetry.forEngine(engine)
-        let ordinal: Int =
-            switch modelOptions.devices {
-            case .all: 0
-            case let .list(list): list.first ?? 0
-            }
         var readDevice: (@Sendable () -> RuntimeTuneTarget.DeviceReading?)?
-        if let telemetry {
-            let name = "cuda:\(ordinal)"
+        if let telemetry = NVMLTelemetry.forEngines([engine]) {
             readDevice = {
-                let samples = telemetry.samples()
-                guard let sample = samples.first(where: { $0.device == name }) ?? samples.first else { return nil }
+                guard let sample = telemetry.samples().first else { return nil }
                 return RuntimeTuneTarget.DeviceReading(
                     utilization: sample.utilization ?? 0, memoryBytes: sample.memoryUsedBytes ?? 0)
             }

@@ -26,6 +26,9 @@ enum {
     CCUDA_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75,
     CCUDA_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76,
     CCUDA_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN = 97,
+    CCUDA_DEVICE_ATTRIBUTE_PCI_BUS_ID = 33,
+    CCUDA_DEVICE_ATTRIBUTE_PCI_DEVICE_ID = 34,
+    CCUDA_DEVICE_ATTRIBUTE_PCI_DOMAIN_ID = 50,
     CCUDA_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8,
     CCUDA_STREAM_NON_BLOCKING = 1,
     CCUDA_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1,
@@ -179,6 +182,7 @@ typedef struct {
     nvmlReturn_t (*nvmlDeviceGetUtilizationRates)(nvmlDevice_t device, ccuda_nvml_utilization *utilization);
     nvmlReturn_t (*nvmlDeviceGetMemoryInfo)(nvmlDevice_t device, ccuda_nvml_memory *memory);
     nvmlReturn_t (*nvmlDeviceGetPowerUsage)(nvmlDevice_t device, unsigned int *milliwatts);
+    nvmlReturn_t (*nvmlDeviceGetHandleByPciBusId)(const char *pciBusId, nvmlDevice_t *device);  // _v2
 } ccuda_nvml_api;
 
 /// Which library `ccuda_load` opens.
