@@ -12,7 +12,8 @@ struct BenchRuntimeCommand: AsyncParsableCommand {
         discussion: """
             Runs the real runtime (dynamic batcher, one worker thread per context, batches written into each \
             context's staging buffer, as RGB bytes, by several threads) over a simulated device that takes \
-            --device-us-per-image per image of each batch's power-of-two profile, one batch at a time, and drives it \
+            --device-us-per-image per image of each batch's power-of-two profile, batches queued one after another \
+            as on a GPU stream (the device never waits for a host thread to wake), and drives it \
             in-process with closed-loop clients sending 224 px preprocessed pixels (bytes), one image per request, as \
             `clipserve tune` does. Reports images/s, latency, mean batch and CPU use per concurrency, the share of \
             the time the simulated device was busy, and images/s as a share of the device's own speed at the largest \

@@ -4,10 +4,12 @@ import Synchronization
 
 /// An engine that stands for a device of known speed, to measure the serving runtime's own overhead on any machine
 /// (`clipserve bench runtime`): each context owns a staging buffer for fp16 values or RGB bytes, as a CUDA context's
-/// pinned upload buffer; a batch holds the (one) simulated device for `microsecondsPerImage` per image of its profile (the next power of
-/// two, as CUDA graphs pad) plus a fixed `launchMicroseconds`, sleeping; batches of different contexts take turns.
-/// Embeddings are the first `embedDim` staged values of each image (normalised, for bytes), so a result still depends
-/// on its own pixels.
+/// pinned upload buffer. The device works like a GPU's queue: a batch is appended to its timeline, starting when the
+/// work queued before it ends, and takes `microsecondsPerImage` per image of its profile (the next power of two, as
+/// CUDA graphs pad) plus a fixed `launchMicroseconds`; the context's thread sleeps until its batch is done. So the
+/// device never idles while work is queued, however slowly the host wakes the waiting thread (a lock handed from
+/// thread to thread took about 1 ms on a 2-core VM and made the device look idle). Embeddings are the first
+/// `embedDim` staged values of each image (normalised, for bytes), so a result still depends on its own pixels.
 final class SimulatedEngine: EmbeddingEngine, Sendable {
     let spec: VisionTowerSpec
     let deviceDescription: String
@@ -15,8 +17,8 @@ final class SimulatedEngine: EmbeddingEngine, Sendable {
     let preferredBatchSizes: [Int]
     let microsecondsPerImage: Double
     let launchMicroseconds: Double
-    /// Held while a batch "runs": one device, batches in turn.
-    let device = Mutex<Void>(())
+    /// When the work queued so far ends: one device, batches in turn.
+    let queueEnd = Mutex<ContinuousClock.Instant>(.now)
     /// Simulated device time spent so far, in microseconds.
     let busyMicroseconds = Atomic<Int>(0)
 
@@ -84,16 +86,24 @@ final class SimulatedContext: ExecutionContext {
         }
     }
 
-    /// Holds the simulated device for a batch of `count` images (its profile's size).
+    /// Queues a batch of `count` images (its profile's size) on the simulated device and waits until it is done.
     private func occupyDevice(count: Int) throws {
         guard count >= 1, count <= maxBatchSize else {
             throw EngineError.batchTooLarge(requested: count, maximum: maxBatchSize)
         }
         var profile = 1
         while profile < count { profile *= 2 }
-        let microseconds = Double(min(profile, maxBatchSize)) * engine.microsecondsPerImage + engine.launchMicroseconds
-        engine.device.withLock { _ in usleep(UInt32(microseconds.rounded())) }
-        engine.busyMicroseconds.add(Int(microseconds.rounded()), ordering: .relaxed)
+        let microseconds = Int(
+            (Double(min(profile, maxBatchSize)) * engine.microsecondsPerImage + engine.launchMicroseconds).rounded())
+        let clock = ContinuousClock()
+        let now = clock.now
+        let done = engine.queueEnd.withLock { end in
+            end = max(end, now).advanced(by: .microseconds(microseconds))
+            return end
+        }
+        engine.busyMicroseconds.add(microseconds, ordering: .relaxed)
+        let wait = now.duration(to: done)
+        if wait > .zero { usleep(UInt32(wait.components.seconds * 1_000_000 + wait.components.attoseconds / 1_000_000_000_000)) }
     }
 
     func embed(
