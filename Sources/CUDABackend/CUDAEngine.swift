@@ -28,6 +28,8 @@ public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
     let blocks: [CUDABlockWeights]
     /// The cuBLASLt algorithm of every matmul shape, timed once and shared by the contexts.
     let matmulChoices = MatmulChoices()
+    /// The order normal-priority contexts run their batches in (see `LaunchTurn`).
+    let launchTurn = LaunchTurn()
 
     /// Why the tensor-core attention kernel could not be built (the scalar kernel is used instead), if it could not.
     public var tensorCoreAttentionError: String? { kernels.tensorCoreAttentionError }

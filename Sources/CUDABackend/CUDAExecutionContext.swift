@@ -43,6 +43,9 @@ public final class CUDAExecutionContext: ExecutionContext {
     /// syncs while there are more cores than contexts: a worker per context would burn a core for the whole batch,
     /// cores the batcher's clients, decoding and the next batch's fill need).
     let batchDone: CUevent
+    /// Recorded after this context's forward pass when it takes turns with the GPU's other contexts (normal priority,
+    /// unless CLIPSERVE_LAUNCH_TURNS=0); nil for a high-priority context, which overtakes instead of queueing.
+    let turnDone: CUevent?
     private var plans: [MatmulShape: MatmulPlan] = [:]
     private var graphs: [Int: CUgraphExec] = [:]
     /// Events recorded by `mark` while `profileStages` runs.
@@ -114,6 +117,13 @@ public final class CUDAExecutionContext: ExecutionContext {
         try libraries.check(
             d.cuEventCreate!(&done, UInt32(CCUDA_EVENT_BLOCKING_SYNC | CCUDA_EVENT_DISABLE_TIMING)), "cuEventCreate(batch done)")
         batchDone = done!
+        if configuration.priority == .normal, ProcessInfo.processInfo.environment["CLIPSERVE_LAUNCH_TURNS"] != "0" {
+            var turn: CUevent?
+            try libraries.check(d.cuEventCreate!(&turn, UInt32(CCUDA_EVENT_DISABLE_TIMING)), "cuEventCreate(turn)")
+            turnDone = turn
+        } else {
+            turnDone = nil
+        }
         try libraries.check(d.cuStreamSynchronize!(stream), "cuStreamSynchronize")
     }
 
@@ -128,6 +138,10 @@ public final class CUDAExecutionContext: ExecutionContext {
         _ = d.cuMemFreeHost!(pinnedInput)
         _ = d.cuMemFreeHost!(pinnedOutput)
         _ = d.cuEventDestroy!(batchDone)
+        if let turnDone {
+            engine.launchTurn.forget(turnDone)
+            _ = d.cuEventDestroy!(turnDone)
+        }
     }
 
     private func validate(pixels: UnsafeBufferPointer<Float>, count: Int) throws {
@@ -203,12 +217,13 @@ public final class CUDAExecutionContext: ExecutionContext {
         let spec = engine.spec, bytes = count * spec.pixelsPerImage, plane = spec.imageSize * spec.imageSize
         try libraries.check(
             d.cuMemcpyHtoDAsync!(pixelBytes.pointer, pinnedInput, bytes, stream), "cuMemcpyHtoDAsync(pixel bytes)", "\(bytes) bytes")
-        try engine.kernels.launch(
-            "normalize_bytes_\(CUDAKernels.suffix(engine.dtype))",
-            grid: (max(1, min((plane + 255) / 256, 64)), count * 3, 1), block: 256, stream: stream,
-            [.pointer(pixelBytes.pointer), .pointer(pixels.pointer), .pointer(normalizationTable.pointer),
-             .int32(Int32(plane))])
-        try forwardAndDownload(count: count, normalize: normalize, into: output)
+        try forwardAndDownload(count: count, normalize: normalize, into: output) {
+            try engine.kernels.launch(
+                "normalize_bytes_\(CUDAKernels.suffix(engine.dtype))",
+                grid: (max(1, min((plane + 255) / 256, 64)), count * 3, 1), block: 256, stream: stream,
+                [.pointer(pixelBytes.pointer), .pointer(pixels.pointer), .pointer(normalizationTable.pointer),
+                 .int32(Int32(plane))])
+        }
     }
 
     private func checkBatch(count: Int, output: UnsafeMutableBufferPointer<Float>) throws {
@@ -219,11 +234,22 @@ public final class CUDAExecutionContext: ExecutionContext {
         guard output.count == count * e else { throw EngineError.bufferSize(what: "output", expected: count * e, got: output.count) }
     }
 
-    /// The forward pass of the `count` images in `pixels`, then the embeddings back into `output`; waits for both.
-    private func forwardAndDownload(count: Int, normalize: Bool, into output: UnsafeMutableBufferPointer<Float>) throws {
+    /// The GPU work of a batch (`before`, then the forward pass of the `count` images in `pixels`), in this
+    /// context's turn when it takes turns; then the embeddings back into `output`. Waits for all of it.
+    private func forwardAndDownload(
+        count: Int, normalize: Bool, into output: UnsafeMutableBufferPointer<Float>, before: () throws -> Void = {}
+    ) throws {
         let d = libraries.driver, e = engine.spec.embedDim
-        try run(profile: profile(for: count))
-        if normalize { try l2Normalize(count: count) }
+        func compute() throws {
+            try before()
+            try run(profile: profile(for: count))
+            if normalize { try l2Normalize(count: count) }
+        }
+        if let turnDone {
+            try engine.launchTurn.take(stream: stream, done: turnDone, libraries: libraries, compute)
+        } else {
+            try compute()
+        }
         try libraries.check(
             d.cuMemcpyDtoHAsync!(pinnedOutput, embedding.pointer, count * e * 4, stream), "cuMemcpyDtoHAsync(embeddings)")
         try libraries.check(d.cuEventRecord!(batchDone, stream), "cuEventRecord(batch done)")
