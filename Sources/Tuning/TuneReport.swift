@@ -93,7 +93,9 @@ public struct TuneReport: Sendable, Codable {
             lines.append(
                 "chosen: \(chosen.candidate)  \(format(best.imagesPerSecond)) images/s, p50 \(format(best.p50Milliseconds)) ms, "
                     + "p99 \(format(best.p99Milliseconds)) ms at \(best.concurrency) clients"
-                    + (chosen.fitsBudget ? "" : "  (NOTHING met the p99 budget: this is the lowest p99 seen)"))
+                    + (chosen.fitsBudget
+                        ? "  (the cheapest within \(format(outcome.settings.minimumGain * 100, 0))% of the best images/s)"
+                        : "  (NOTHING met the p99 budget: this is the lowest p99 seen)"))
         }
         if let start = outcome.start, let best = start.best {
             lines.append(

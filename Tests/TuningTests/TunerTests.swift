@@ -113,8 +113,26 @@ struct TunerTests {
         #expect(outcome.stopReason == .budget)
         #expect(outcome.elapsedSeconds <= 40)
         let chosen = try #require(outcome.chosen)
-        #expect(chosen == Tuner.choose(outcome.results))
+        #expect(chosen == Tuner.choose(outcome.results, within: short.minimumGain))
         #expect(chosen.score >= outcome.start!.score)
+    }
+
+    @Test func theChoiceIsTheCheapestOfTheScoresThatCannotBeToldApart() {
+        func result(_ instances: Int, _ batch: Int, _ rate: Double, p99: Double = 10) -> CandidateResult {
+            CandidateResult(
+                candidate: Candidate(instances: instances, maxBatchSize: batch, maxQueueDelayMicroseconds: 1000),
+                measurements: [Measurement(
+                    concurrency: 64, seconds: 1, imagesPerSecond: rate, p50Milliseconds: p99 / 2,
+                    p99Milliseconds: p99, meanBatchSize: Double(batch), requests: 100, errors: 0)],
+                p99BudgetMilliseconds: 50)
+        }
+        let results = [result(3, 256, 41_648), result(2, 256, 41_000), result(2, 128, 39_000), result(1, 64, 50_000, p99: 80)]
+        // Within 2% of the best that fits: 3×256 and 2×256; the cheaper wins. The faster 1×64 is over budget.
+        #expect(Tuner.choose(results, within: 0.02)?.candidate == results[1].candidate)
+        // No tolerance: the highest score.
+        #expect(Tuner.choose(results)?.candidate == results[0].candidate)
+        // Within 10%: 2×128 joins and is the cheapest.
+        #expect(Tuner.choose(results, within: 0.1)?.candidate == results[2].candidate)
     }
 
     @Test func plansAtLeastOneSecondPerPoint() {
