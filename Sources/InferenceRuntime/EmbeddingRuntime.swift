@@ -276,25 +276,24 @@ public final class EmbeddingRuntime<C: Clock>: Service, Sendable where C.Duratio
 
     /// Embeds `count` images already preprocessed (`count × 3 × S × S` normalised floats).
     public func embed(pixels: [Float], count: Int, options: RequestOptions = .init()) async throws -> EmbeddingResult {
-        let (priority, timeout) = try admit(count: count, options: options)
-        guard pixels.count == count * spec.pixelsPerImage else {
-            throw RuntimeError.badPixels(
-                "pixel_values holds \(pixels.count) floats, expected \(count) × 3 × \(spec.imageSize) × \(spec.imageSize)")
-        }
-        return try await batch(
-            pixels: .normalized(pixels), count: count, priority: priority, timeout: timeout, preprocessTime: .zero)
+        try await embed(.normalized(pixels), count: count, options: options, what: "pixel_values holds \(pixels.count) floats")
     }
 
     /// Embeds `count` images already preprocessed up to the bytes (`count × 3 × S × S` RGB bytes, planar, before
     /// `ToTensor`'s division by 255), normalised with the preprocessor's table.
     public func embed(pixelBytes: [UInt8], count: Int, options: RequestOptions = .init()) async throws -> EmbeddingResult {
+        try await embed(.bytes(pixelBytes), count: count, options: options, what: "pixel bytes hold \(pixelBytes.count) values")
+    }
+
+    /// Checks that `pixels` holds `count` images (`what` describes what it holds for the error) and batches them.
+    private func embed(
+        _ pixels: ImagePixels, count: Int, options: RequestOptions, what: @autoclosure () -> String
+    ) async throws -> EmbeddingResult {
         let (priority, timeout) = try admit(count: count, options: options)
-        guard pixelBytes.count == count * spec.pixelsPerImage else {
-            throw RuntimeError.badPixels(
-                "pixel bytes hold \(pixelBytes.count) values, expected \(count) × 3 × \(spec.imageSize) × \(spec.imageSize)")
+        guard pixels.count == count * spec.pixelsPerImage else {
+            throw RuntimeError.badPixels("\(what()), expected \(count) × 3 × \(spec.imageSize) × \(spec.imageSize)")
         }
-        return try await batch(
-            pixels: .bytes(pixelBytes), count: count, priority: priority, timeout: timeout, preprocessTime: .zero)
+        return try await batch(pixels: pixels, count: count, priority: priority, timeout: timeout, preprocessTime: .zero)
     }
 
     private func admit(count: Int, options: RequestOptions) throws -> (priority: Int, timeout: Duration) {
