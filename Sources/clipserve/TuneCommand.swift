@@ -18,8 +18,9 @@ struct TuneCommand: AsyncParsableCommand {
             preprocessing pool), drives it with 1, 2, 4, … closed-loop clients (one image per request) until p99 \
             passes the budget or throughput stops rising, and shuts it down. A candidate's score is its best images/s \
             within the budget. The search starts at serve's defaults and moves one knob at a time while the score \
-            improves; it stops when nothing improves or --minutes is spent, then measures the default and the chosen \
-            configuration once more side by side. Writes the best configuration (--output) and a chart (--chart).
+            improves; it stops when nothing improves or --minutes is spent, chooses the cheapest configuration within \
+            2% of the best images/s, then measures the default and the chosen configuration once more side by side. \
+            Writes the chosen configuration (--output) and a chart (--chart).
             """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -27,7 +28,7 @@ struct TuneCommand: AsyncParsableCommand {
     @Option(name: .customLong("p99-budget-ms"), help: "Highest acceptable p99 request latency, in milliseconds.")
     var p99BudgetMs: Double = 500
 
-    @Option(help: "Directory of images (jpg, jpeg, png, webp) the requests carry (decode + preprocess included); without it, random preprocessed pixels.")
+    @Option(help: "Directory of images (jpg, jpeg, png, webp) the requests carry (decode + preprocess included); without it, random preprocessed pixels as RGB bytes.")
     var images: String?
 
     @Option(help: "Total time budget of the search, in minutes.")
