@@ -102,6 +102,8 @@ public final class EmbeddingRuntime<C: Clock>: Service, Sendable where C.Duratio
     private let preprocessor: any ImagePreprocessing
     private let workers: [InferenceWorker]
     private let batcher: Batcher<C>
+    /// The batcher's limits, with the batch sizes it prefers (the engine's, up to and including the largest batch).
+    private let batching: BatcherStateMachine<C.Instant>.Configuration
     private let preprocessPool: BlockingThreadPool
     private let phase = Locked(Phase.starting)
     private let readyWaiters = Locked<[CheckedContinuation<Readiness, Never>]?>([])
@@ -148,12 +150,12 @@ public final class EmbeddingRuntime<C: Clock>: Service, Sendable where C.Duratio
         preprocessPool = BlockingThreadPool(
             name: "clipserve-preprocess", threads: configuration.preprocessThreads,
             maxBacklog: configuration.maxQueueSize)
+        batching = .init(
+            maxBatchSize: configuration.maxBatchSize, maxQueueDelay: configuration.maxQueueDelay,
+            maxQueueSize: configuration.maxQueueSize, priorityLevels: configuration.priorityLevels,
+            preferredBatchSizes: engines[0].preferredBatchSizes)
         batcher = Batcher(
-            configuration: .init(
-                maxBatchSize: configuration.maxBatchSize, maxQueueDelay: configuration.maxQueueDelay,
-                maxQueueSize: configuration.maxQueueSize, priorityLevels: configuration.priorityLevels,
-                preferredBatchSizes: engines[0].preferredBatchSizes),
-            workers: workers, pixelsPerImage: engines[0].spec.pixelsPerImage, embedDim: engines[0].spec.embedDim,
+            configuration: batching, workers: workers, pixelsPerImage: engines[0].spec.pixelsPerImage, embedDim: engines[0].spec.embedDim,
             normalize: configuration.normalize, normalization: preprocessor.normalization, clock: clock,
             metrics: metrics)
     }
@@ -324,11 +326,9 @@ public final class EmbeddingRuntime<C: Clock>: Service, Sendable where C.Duratio
             queueTime: result.queueTime, inferenceTime: result.inferenceTime, batchSize: result.batchSize)
     }
 
-    /// Batch sizes the warm-up runs: each size the engine prefers up to the largest batch, and the largest batch.
-    var warmUpBatchSizes: [Int] {
-        let preferred = engine.preferredBatchSizes.filter { $0 < configuration.maxBatchSize }
-        return preferred.isEmpty ? [1] : preferred + [configuration.maxBatchSize]
-    }
+    /// Batch sizes the warm-up runs: the sizes the batcher cuts batches to (each size the engine prefers up to the
+    /// largest batch, and the largest batch), or a single image when the engine prefers none.
+    var warmUpBatchSizes: [Int] { batching.preferredBatchSizes.isEmpty ? [1] : batching.preferredBatchSizes }
 
     /// A batch of all-zero images of every warm-up size on every context, so no request pays for a first run (on CUDA,
     /// the eager pass, matmul timing and graph capture of that batch size's profile). They travel the way decoded
