@@ -3,9 +3,10 @@ import Dispatch
 import InferenceCore
 
 /// Device copies of one residual block's weights. Matrices are in the engine's precision; the QKV bias is too
-/// (cuBLASLt's BIAS epilogue reads it in the output type), every other bias and the LayerNorm parameters are fp32.
+/// (cuBLASLt's BIAS epilogue reads it in the output type) and also fp32 (`qkvBiasF32`, for the small-batch path);
+/// every other bias and the LayerNorm parameters are fp32.
 struct CUDABlockWeights {
-    let ln1Weight, ln1Bias, qkvWeight, qkvBias, outWeight, outBias: CUDABuffer
+    let ln1Weight, ln1Bias, qkvWeight, qkvBias, qkvBiasF32, outWeight, outBias: CUDABuffer
     let ln2Weight, ln2Bias, fc1Weight, fc1Bias, fc2Weight, fc2Bias: CUDABuffer
 }
 
@@ -114,6 +115,7 @@ public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
                 ln1Bias: try upload(block.ln1Bias, p + "ln_1.bias", [w], as: .f32),
                 qkvWeight: try upload(block.qkvWeight, p + "attn.in_proj_weight", [3 * w, w], as: dtype),
                 qkvBias: try upload(block.qkvBias, p + "attn.in_proj_bias", [3 * w], as: dtype),
+                qkvBiasF32: try upload(block.qkvBias, p + "attn.in_proj_bias", [3 * w], as: .f32),
                 outWeight: try upload(block.outWeight, p + "attn.out_proj.weight", [w, w], as: dtype),
                 outBias: try upload(block.outBias, p + "attn.out_proj.bias", [w], as: .f32),
                 ln2Weight: try upload(block.ln2Weight, p + "ln_2.weight", [w], as: .f32),

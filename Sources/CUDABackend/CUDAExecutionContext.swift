@@ -54,6 +54,8 @@ public final class CUDAExecutionContext: ExecutionContext {
     let useGraphs: Bool
     /// Heuristic candidates timed per matmul shape: 16, or CLIPSERVE_GEMM_TUNING=N (0: the heuristic's first only).
     let matmulCandidates: Int
+    /// Whether and up to how many rows the small-batch block kernels run; nil when this engine or GPU cannot use them.
+    let smallBatch: SmallBatchPath?
 
     init(engine: CUDAEngine, configuration: ExecutionContextConfiguration) throws {
         guard configuration.maxBatchSize >= 1 else {
@@ -124,6 +126,7 @@ public final class CUDAExecutionContext: ExecutionContext {
         } else {
             turnDone = nil
         }
+        smallBatch = SmallBatchPath(engine: engine, contextRows: rows)
         try libraries.check(d.cuStreamSynchronize!(stream), "cuStreamSynchronize")
     }
 
@@ -501,19 +504,27 @@ public final class CUDAExecutionContext: ExecutionContext {
         let scale = 1 / Float(headWidth).squareRoot()
         for (index, block) in e.blocks.enumerated() {
             let label = "resblocks.\(index)"
+            var attentionArguments: [KernelArgument] = [
+                .pointer(qkv.pointer), .pointer(attention.pointer), .int32(Int32(t)), .int32(Int32(spec.heads)),
+                .float(scale)]
+            if useTensorCores { attentionArguments.append(.int32(Int32(tilesPerCTA))) }
+            func launchAttention(dependent: Bool) throws {
+                try k.launch(
+                    attentionKernel, grid: (attentionGridX, spec.heads, b), block: attentionBlock,
+                    sharedBytes: attentionShared, stream: s, dependent: dependent, attentionArguments)
+            }
+            if let smallBatch, useTensorCores, rows <= smallBatch.maxRows {
+                try smallBatchBlock(block, rows: rows, path: smallBatch, attentionLaunch: launchAttention)
+                try capture?(label, [b, t, w], x, .f32)
+                continue
+            }
             try layerNorm(x, stride: w, h, suffix, rows: rows, block.ln1Weight, block.ln1Bias)
             try mark("layernorm")
             try matmul(
                 "\(label).qkv", m: rows, n: 3 * w, k: w, weight: block.qkvWeight, input: h, output: qkv,
                 outputType: e.dtype, bias: block.qkvBias)
             try mark("gemm qkv")
-            var attentionArguments: [KernelArgument] = [
-                .pointer(qkv.pointer), .pointer(attention.pointer), .int32(Int32(t)), .int32(Int32(spec.heads)),
-                .float(scale)]
-            if useTensorCores { attentionArguments.append(.int32(Int32(tilesPerCTA))) }
-            try k.launch(
-                attentionKernel, grid: (attentionGridX, spec.heads, b), block: attentionBlock,
-                sharedBytes: attentionShared, stream: s, attentionArguments)
+            try launchAttention(dependent: false)
             try mark(useTensorCores ? "attention (mma)" : "attention (scalar)")
             try matmul(
                 "\(label).out_proj", m: rows, n: w, k: w, weight: block.outWeight, input: attention, output: x,
@@ -546,7 +557,7 @@ public final class CUDAExecutionContext: ExecutionContext {
     }
 
     /// Records an event after the op just enqueued when stage profiling is on.
-    private func mark(_ stage: String) throws {
+    func mark(_ stage: String) throws {
         guard stageEvents != nil else { return }
         var event: CUevent?
         try libraries.check(libraries.driver.cuEventCreate!(&event, 0), "cuEventCreate")
@@ -563,6 +574,9 @@ public final class CUDAExecutionContext: ExecutionContext {
         try synchronize("profile warm-up")
         var start: CUevent?
         try libraries.check(libraries.driver.cuEventCreate!(&start, 0), "cuEventCreate")
+        // 20 ms of GPU spinning while the host enqueues the pass: the ops then run back to back, as in a graph, and
+        // the events time the GPU rather than the host's launch rate (which is what small batches would show).
+        try engine.kernels.launch("spin", grid: (1, 1, 1), block: 32, stream: stream, [.int64(20_000_000)])
         try libraries.check(libraries.driver.cuEventRecord!(start, stream), "cuEventRecord(start)")
         stageEvents = [("start", start!)]
         defer {

@@ -1,4 +1,5 @@
 import CCUDA
+import Foundation
 import InferenceCore
 
 /// An argument of a kernel launch, stored in 8 bytes as the kernel's parameter type requires.
@@ -14,7 +15,8 @@ final class CUDAKernels: @unchecked Sendable {
     // @unchecked: immutable after init; CUfunction handles may be launched from any thread bound to the context.
     let device: CUDADevice
     private let module: CUmodule
-    /// The tensor-core attention module, nil when it failed to build (see `tensorCoreAttentionError`).
+    /// The tensor-core module (attention_mma.cu and small_batch.cu), nil when it failed to build (see
+    /// `tensorCoreAttentionError`).
     private let attentionModule: CUmodule?
     /// Why the tensor-core attention is unavailable, if it is.
     let tensorCoreAttentionError: String?
@@ -22,10 +24,13 @@ final class CUDAKernels: @unchecked Sendable {
     /// Whether the CUBIN came from the disk cache, and how long compiling or loading took (seconds).
     let cached: Bool
     let compileSeconds: Double
+    /// Whether kernels can be launched as programmatic dependents (sm_90 and later; `CLIPSERVE_PDL=0` turns it off).
+    let programmaticLaunch: Bool
 
     /// Compiles (or loads from cache) the embedded kernel sources for `device`.
     init(device: CUDADevice, dtype: DType) throws {
         self.device = device
+        programmaticLaunch = device.computeCapability.major >= 9 && ProcessInfo.processInfo.environment["CLIPSERVE_PDL"] != "0"
         try device.bind()
         let started = ContinuousClock.now
         let compiler = NVRTCCompiler(libraries: device.libraries)
@@ -41,25 +46,40 @@ final class CUDAKernels: @unchecked Sendable {
         }
         self.module = module!
         self.cached = cached
-        // The tensor-core attention is an optimisation: if NVRTC or the loader rejects it, fall back to the scalar kernel.
+        // The tensor-core module is an optimisation: if NVRTC, the loader or a function attribute rejects it, the
+        // engine falls back to the scalar attention and the cuBLASLt block.
         var attentionModule: CUmodule?
         var attentionError: String?
+        var tensorCoreFunctions: [String: CUfunction] = [:]
         if dtype == .f32 {
             attentionError = "not used in fp32"
         } else { do {
             let (mmaCubin, _) = try compiler.cubin(
-                source: KernelSources.attentionMma, name: "attention_mma", architecture: device.architecture,
-                defines: [define])
+                source: KernelSources.attentionMma + "\n" + KernelSources.smallBatch, name: "tensor_core",
+                architecture: device.architecture, defines: [define])
             try mmaCubin.withUnsafeBytes { bytes in
                 try device.libraries.check(
-                    device.libraries.driver.cuModuleLoadData!(&attentionModule, bytes.baseAddress), "cuModuleLoadData(attention_mma)")
+                    device.libraries.driver.cuModuleLoadData!(&attentionModule, bytes.baseAddress), "cuModuleLoadData(tensor_core)")
+            }
+            // The small-batch kernels use clusters and programmatic launch: built for sm_90 and later only.
+            let smallBatch = device.computeCapability.major >= 9 ? ["ln_linear", "linear_residual"] : []
+            for name in (["attention_mma_d64", "attention_mma_d80"] + smallBatch).map({ "\($0)_\(suffix)" }) {
+                let function = try Self.function(name, in: attentionModule!, device: device)
+                try device.libraries.check(
+                    device.libraries.driver.cuFuncSetAttribute!(
+                        function, Int32(CCUDA_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES), Int32(device.maxSharedMemoryPerBlock)),
+                    "cuFuncSetAttribute(\(name), max dynamic shared memory \(device.maxSharedMemoryPerBlock))")
+                tensorCoreFunctions[name] = function
             }
         } catch {
+            if let loaded = attentionModule { _ = device.libraries.driver.cuModuleUnload!(loaded) }
             attentionModule = nil
             attentionError = "\(error)"
+            tensorCoreFunctions = [:]
         } }
         self.attentionModule = attentionModule
         tensorCoreAttentionError = attentionError
+        functions = tensorCoreFunctions
         let elapsed = ContinuousClock.now - started
         compileSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
         for op in ["im2col", "normalize_bytes", "layernorm", "layernorm_registers", "bias_gelu", "attention_d16", "attention_d32", "attention_d64", "attention_d80"] {
@@ -69,16 +89,7 @@ final class CUDAKernels: @unchecked Sendable {
         try lookUp("layernorm_registers_f32")
         try lookUp("embed_f32")
         try lookUp("l2norm_f32")
-        if let attentionModule {
-            for name in ["attention_mma_d64_\(suffix)", "attention_mma_d80_\(suffix)"] {
-                try lookUp(name, in: attentionModule)
-                try device.libraries.check(
-                    device.libraries.driver.cuFuncSetAttribute!(
-                        functions[name]!, Int32(CCUDA_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES),
-                        Int32(device.maxSharedMemoryPerBlock)),
-                    "cuFuncSetAttribute(\(name), max dynamic shared memory \(device.maxSharedMemoryPerBlock))")
-            }
-        }
+        try lookUp("spin")
         // Attention keeps a K and a V tile of fp32 in dynamic shared memory.
         for (name, function) in functions where name.hasPrefix("attention_d") {
             try device.libraries.check(
@@ -120,17 +131,25 @@ final class CUDAKernels: @unchecked Sendable {
 
     static func attentionSharedBytes(headWidth: Int) -> Int { 2 * attentionKeyTile * headWidth * 4 }
 
-    private func lookUp(_ name: String, in module: CUmodule? = nil) throws {
-        var function: CUfunction?
-        try device.libraries.check(
-            device.libraries.driver.cuModuleGetFunction!(&function, module ?? self.module, name), "cuModuleGetFunction(\(name))")
-        functions[name] = function
+    private func lookUp(_ name: String) throws {
+        functions[name] = try Self.function(name, in: module, device: device)
     }
 
-    /// Enqueues kernel `name` on `stream`.
+    private static func function(_ name: String, in module: CUmodule, device: CUDADevice) throws -> CUfunction {
+        var function: CUfunction?
+        try device.libraries.check(
+            device.libraries.driver.cuModuleGetFunction!(&function, module, name), "cuModuleGetFunction(\(name))")
+        return function!
+    }
+
+
+    /// Enqueues kernel `name` on `stream`. With `dependent` (and `programmaticLaunch`), the kernel may start while the
+    /// kernel before it is still running: it must begin with `wait_for_producer()` before touching anything that
+    /// kernel writes (small_batch.cu's kernels and the tensor-core attention do). `cluster` launches thread-block
+    /// clusters of that shape (sm_90 and later).
     func launch(
         _ name: String, grid: (Int, Int, Int), block: Int, sharedBytes: Int = 0, stream: CUstream?,
-        _ arguments: [KernelArgument]
+        dependent: Bool = false, cluster: (Int, Int, Int)? = nil, _ arguments: [KernelArgument]
     ) throws {
         guard let function = functions[name] else { throw EngineError.device("cuda: kernel \(name) not in vit_kernels") }
         let storage = UnsafeMutableRawPointer.allocate(byteCount: max(arguments.count, 1) * 8, alignment: 8)
@@ -146,11 +165,36 @@ final class CUDAKernels: @unchecked Sendable {
             }
             pointers.append(slot)
         }
+        let driver = device.libraries.driver
         let result = pointers.withUnsafeMutableBufferPointer { params in
-            device.libraries.driver.cuLaunchKernel!(
-                function, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2), UInt32(block), 1, 1, UInt32(sharedBytes),
-                stream, params.baseAddress, nil)
+            var attributes: [ccuda_launch_attribute] = []
+            if dependent, programmaticLaunch {
+                var attribute = ccuda_launch_attribute()
+                attribute.id = Int32(CCUDA_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION)
+                attribute.value.value = 1
+                attributes.append(attribute)
+            }
+            if let cluster {
+                var attribute = ccuda_launch_attribute()
+                attribute.id = Int32(CCUDA_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION)
+                attribute.value.clusterDim = .init(x: UInt32(cluster.0), y: UInt32(cluster.1), z: UInt32(cluster.2))
+                attributes.append(attribute)
+            }
+            guard !attributes.isEmpty else {
+                return driver.cuLaunchKernel!(
+                    function, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2), UInt32(block), 1, 1, UInt32(sharedBytes),
+                    stream, params.baseAddress, nil)
+            }
+            return attributes.withUnsafeMutableBufferPointer { attributes in
+                var config = ccuda_launch_config(
+                    gridDimX: UInt32(grid.0), gridDimY: UInt32(grid.1), gridDimZ: UInt32(grid.2), blockDimX: UInt32(block),
+                    blockDimY: 1, blockDimZ: 1, sharedMemBytes: UInt32(sharedBytes), hStream: stream,
+                    attrs: attributes.baseAddress, numAttrs: UInt32(attributes.count))
+                return driver.cuLaunchKernelEx!(&config, function, params.baseAddress, nil)
+            }
         }
-        try device.libraries.check(result, "cuLaunchKernel(\(name))", "grid \(grid) block \(block) shared \(sharedBytes)")
+        try device.libraries.check(
+            result, "cuLaunchKernel(\(name))",
+            "grid \(grid) block \(block) shared \(sharedBytes)\(cluster.map { " cluster \($0)" } ?? "")")
     }
 }

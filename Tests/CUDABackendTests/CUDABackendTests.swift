@@ -48,12 +48,32 @@ private func cosine(_ a: ArraySlice<Float>, _ b: ArraySlice<Float>) -> Float {
 @Suite("CUDA backend")
 struct CUDABackendTests {
     @Test("embedded kernel sources equal Kernels/*.cu (run scripts/device/embed_kernels.sh)",
-          arguments: [("vit_kernels", KernelSources.vitKernels), ("attention_mma", KernelSources.attentionMma)])
+          arguments: [("vit_kernels", KernelSources.vitKernels), ("attention_mma", KernelSources.attentionMma),
+                      ("small_batch", KernelSources.smallBatch)])
     func embeddedSourcesMatchResource(name: String, embedded: String) throws {
         let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Sources/CUDABackend/Kernels/\(name).cu")
         let text = try String(contentsOf: file, encoding: .utf8)
         #expect(text.trimmingCharacters(in: .newlines) == embedded.trimmingCharacters(in: .newlines))
+    }
+
+    @Test("small-batch block: K split over the fewest CTAs that bring a slice to 768 columns, within shared memory")
+    func smallBatchSplits() {
+        let hopper = 232_448  // sm_90's opt-in shared memory per block
+        #expect(SmallBatchPath.splits(k: 768, maxSharedBytes: hopper) == 1)  // ViT-B out_proj
+        #expect(SmallBatchPath.splits(k: 3072, maxSharedBytes: hopper) == 4)  // ViT-B c_proj
+        #expect(SmallBatchPath.splits(k: 1024, maxSharedBytes: hopper) == 2)  // ViT-L out_proj
+        #expect(SmallBatchPath.splits(k: 4096, maxSharedBytes: hopper) == 8)  // ViT-L c_proj
+        // Every slice is a multiple of 64 and fits.
+        for k in [512, 768, 1024, 2048, 3072, 4096] {
+            let s = SmallBatchPath.splits(k: k, maxSharedBytes: hopper)
+            #expect((k / s) % 64 == 0 && SmallBatchPath.linearResidualSharedBytes(k: k, splits: s) <= hopper)
+        }
+        // Clusters of ln_linear: the largest power of two up to 8 dividing the 32-column tiles.
+        #expect(SmallBatchPath.cluster(columnTiles: 72) == 8)  // ViT-B qkv, 2304 columns
+        #expect(SmallBatchPath.cluster(columnTiles: 12) == 4)
+        #expect(SmallBatchPath.cluster(columnTiles: 6) == 2)
+        #expect(SmallBatchPath.cluster(columnTiles: 5) == 1)
     }
 
     @Test("without CUDA, loading fails with an error naming the library", .enabled(if: !CUDAEngine.isAvailable))

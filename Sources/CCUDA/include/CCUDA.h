@@ -37,6 +37,31 @@ enum {
     CCUDA_EVENT_DISABLE_TIMING = 2,
 };
 
+// cuLaunchKernelEx's configuration (CUlaunchConfig / CUlaunchAttribute of cuda.h, same layout), for the two
+// attributes clipserve sets: a thread-block cluster shape (CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION = 4) and
+// programmatic dependent launch (CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6, value int 1).
+typedef struct {
+    int id;
+    char pad[4];
+    union {
+        char bytes[64];
+        int value;
+        struct { unsigned int x, y, z; } clusterDim;
+    } value;
+} ccuda_launch_attribute;
+enum {
+    CCUDA_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION = 4,
+    CCUDA_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6,
+};
+typedef struct {
+    unsigned int gridDimX, gridDimY, gridDimZ;
+    unsigned int blockDimX, blockDimY, blockDimZ;
+    unsigned int sharedMemBytes;
+    CUstream hStream;
+    ccuda_launch_attribute *attrs;
+    unsigned int numAttrs;
+} ccuda_launch_config;
+
 typedef struct {
     CUresult (*cuInit)(unsigned int flags);
     CUresult (*cuDriverGetVersion)(int *version);
@@ -84,6 +109,7 @@ typedef struct {
     CUresult (*cuGraphExecDestroy)(CUgraphExec exec);
     CUresult (*cuGraphDestroy)(CUgraph graph);
     CUresult (*cuStreamWaitEvent)(CUstream stream, CUevent event, unsigned int flags);
+    CUresult (*cuLaunchKernelEx)(const ccuda_launch_config *config, CUfunction function, void **params, void **extra);
 } ccuda_driver_api;
 
 // ---- cuBLASLt ----

@@ -1,5 +1,6 @@
 // Tensor-core multi-head attention for 16-bit activations (fp16 / bf16), head width 64 or 80, S up to ~600.
-// Compiled as its own NVRTC program: if it fails to build, the engine falls back to the scalar kernel.
+// Compiled with small_batch.cu as one NVRTC program: if it fails to build, the engine falls back to the scalar
+// kernel and the cuBLASLt block.
 //
 // One CTA of 4 to 8 warps per (head, image) — or per group of query tiles when the batch is too small to fill the GPU —;
 // each warp owns 16 query rows at a time and walks the CTA's tiles (the host picks the warps per CTA that idle the
@@ -59,9 +60,24 @@ __device__ __forceinline__ void load_b_transposed(unsigned &b0, unsigned &b1, co
 
 struct __align__(16) Zero16 { unsigned x, y, z, w; };
 
+// Programmatic dependent launch: let the next kernel in the stream start its prologue now, and wait until the kernel
+// before this one has finished and its writes are visible. Both are no-ops without the launch attribute.
+__device__ __forceinline__ void allow_dependents() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wait_for_producer() {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
 template <int BF16, int D>
 __device__ void attention_mma(const u16 *qkv, u16 *out, int tokens, int heads, float scale, int tilesPerCTA) {
     extern __shared__ __align__(16) unsigned char sharedBytes[];
+    allow_dependents();
+    wait_for_producer();  // qkv comes from the kernel before (when launched as its dependent)
     const int padded = (tokens + 15) & ~15;
     const int kStride = D + 8;  // halves; 16-byte multiple, and spreads rows over banks
     u16 *keys = (u16 *)sharedBytes;

@@ -263,6 +263,16 @@ __device__ void attention(const T *qkv, T *out, int tokens, int heads, float sca
     for (int d = 0; d < D; d++) dst[d] = from_float<T>(acc[d] * inv);
 }
 
+// Keeps the GPU busy for `nanoseconds`: work enqueued behind it then runs back to back, so a stage profile of a small
+// batch measures the GPU rather than the host's launch rate.
+extern "C" __global__ void spin(long long nanoseconds) {
+    unsigned long long start, now;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+    do {
+        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+    } while (now - start < (unsigned long long)nanoseconds);
+}
+
 // Row-wise L2 normalisation of [rows, dim] fp32, one CTA per row (rows with zero norm stay zero).
 extern "C" __global__ void l2norm_f32(float *y, int dim) {
     __shared__ float partial[32];

@@ -1,0 +1,110 @@
+import CCUDA
+import Foundation
+import InferenceCore
+
+/// The small-batch transformer block (Kernels/small_batch.cu): five kernels per block instead of eight and none from
+/// cuBLASLt, so that each can be a programmatic dependent of the one before it and load its weights while that one
+/// still runs. At batch 1 the block is a chain of launch latencies and weight reads, not of arithmetic.
+///
+/// - `ln_linear`: LayerNorm 1 with the QKV projection and its bias; LayerNorm 2 with c_fc, its bias and the activation
+///   (exact-erf GELU or QuickGELU), rounded once to 16 bits. The CTAs of a cluster share the LayerNorm work.
+/// - the tensor-core attention, as in the large-batch path;
+/// - `linear_residual`: out_proj and c_proj with their bias, added into the fp32 residual stream. K is split over
+///   the CTAs of a cluster; the first adds the others' partial sums in rank order, so results do not depend on timing.
+///
+/// Used on sm_90 and later for 16-bit engines whose width is a multiple of 128 up to 1024 (ViT-B, ViT-L) when a
+/// profile has at most `maxRows` rows (batch × tokens). `CLIPSERVE_SMALL_BATCH_ROWS` sets that bound (default 64:
+/// ViT-B-32 at batch 1, the one profile where it measured faster than cuBLASLt); 0 turns the path off.
+struct SmallBatchPath {
+    static let defaultMaxRows = 64
+    /// CTA tile of both kernels.
+    static let tileRows = 64, tileColumns = 32
+    /// Threads per CTA: 8 warps, two per 16-row slice of the tile (one per half of K).
+    static let threads = 256
+    /// Largest portable cluster.
+    static let maxCluster = 8
+
+    let maxRows: Int
+
+    /// nil when the engine or the device cannot take the path, or it is turned off.
+    init?(engine: CUDAEngine, contextRows: Int) {
+        let spec = engine.spec, device = engine.device, k = engine.kernels
+        let setting = ProcessInfo.processInfo.environment["CLIPSERVE_SMALL_BATCH_ROWS"].flatMap { Int($0) }
+        let limit = min(setting ?? Self.defaultMaxRows, contextRows)
+        let suffix = CUDAKernels.suffix(engine.dtype)
+        guard limit > 0, engine.dtype != .f32, k.has("ln_linear_\(suffix)"), k.has("linear_residual_\(suffix)"),
+              spec.width % 128 == 0, spec.width <= 1024, spec.mlpWidth % 128 == 0,
+              Self.lnLinearSharedBytes(k: spec.width) <= device.maxSharedMemoryPerBlock,
+              Self.linearResidualSharedBytes(k: spec.mlpWidth, splits: Self.maxCluster) <= device.maxSharedMemoryPerBlock
+        else { return nil }
+        maxRows = limit
+    }
+
+    /// The 16-bit A and W tiles, and 8 KB where the second half of K's sums meet the first.
+    static func lnLinearSharedBytes(k: Int) -> Int { (tileRows + tileColumns) * (k + 8) * 2 + 8192 }
+
+    /// As `lnLinearSharedBytes` for a slice of K, plus 8 KB for the partial tile the cluster's first CTA reads.
+    static func linearResidualSharedBytes(k: Int, splits: Int) -> Int {
+        (tileRows + tileColumns) * (k / splits + 8) * 2 + 16384
+    }
+
+    /// How many CTAs (one cluster) split a K-long reduction: the fewest that bring each slice to 768 columns or
+    /// less (each slice a multiple of 64, two warps' halves of 32, and small enough for shared memory). Measured on an
+    /// H100 at ViT-B-32 batch 1 (`scripts/device/small_batch_bench.cu`): out_proj (K = 768) 4.4 µs unsplit against
+    /// 5.0 in four; c_proj (K = 3072) 7.2 µs in four against 8.1 in three and 11.8 in six.
+    static func splits(k: Int, maxSharedBytes: Int) -> Int {
+        let valid = (1...maxCluster).filter {
+            (k / 64) % $0 == 0 && linearResidualSharedBytes(k: k, splits: $0) <= maxSharedBytes
+        }
+        return valid.first { k / $0 <= 768 } ?? valid.last ?? maxCluster
+    }
+
+    /// CTAs per cluster of `ln_linear` over `columnTiles` tiles of 32 output columns: the largest power of two up to
+    /// 8 that divides them (each CTA then normalises 1/C of the rows).
+    static func cluster(columnTiles: Int) -> Int {
+        [8, 4, 2, 1].first { columnTiles % $0 == 0 }!
+    }
+}
+
+extension CUDAExecutionContext {
+    /// One transformer block on the small-batch path (see `SmallBatchPath`): reads and updates `x` like the
+    /// large-batch block. `attentionLaunch` enqueues the attention kernel from `qkv` into `attention`.
+    func smallBatchBlock(
+        _ block: CUDABlockWeights, rows: Int, path: SmallBatchPath, attentionLaunch: (Bool) throws -> Void
+    ) throws {
+        let e = engine, spec = e.spec, k = e.kernels, s = stream
+        let suffix = CUDAKernels.suffix(e.dtype), w = spec.width, mw = spec.mlpWidth
+        let rowTiles = (rows + SmallBatchPath.tileRows - 1) / SmallBatchPath.tileRows
+        let activation: Int32 = spec.activation == .quickGELU ? 2 : 1
+        func lnLinear(_ gamma: CUDABuffer, _ beta: CUDABuffer, _ weight: CUDABuffer, _ bias: CUDABuffer,
+                      _ output: CUDABuffer, n: Int, activation: Int32) throws {
+            let columnTiles = n / SmallBatchPath.tileColumns
+            try k.launch(
+                "ln_linear_\(suffix)", grid: (columnTiles, rowTiles, 1), block: SmallBatchPath.threads,
+                sharedBytes: SmallBatchPath.lnLinearSharedBytes(k: w), stream: s, dependent: true,
+                cluster: (SmallBatchPath.cluster(columnTiles: columnTiles), 1, 1),
+                [.pointer(x.pointer), .pointer(gamma.pointer), .pointer(beta.pointer), .float(spec.layerNormEpsilon),
+                 .pointer(weight.pointer), .pointer(bias.pointer), .pointer(output.pointer), .int32(Int32(rows)),
+                 .int32(Int32(w)), .int32(Int32(n)), .int32(activation)])
+        }
+        func linearResidual(_ input: CUDABuffer, _ weight: CUDABuffer, _ bias: CUDABuffer, k inner: Int) throws {
+            let splits = SmallBatchPath.splits(k: inner, maxSharedBytes: device.maxSharedMemoryPerBlock)
+            try k.launch(
+                "linear_residual_\(suffix)", grid: (w / SmallBatchPath.tileColumns, splits, rowTiles),
+                block: SmallBatchPath.threads, sharedBytes: SmallBatchPath.linearResidualSharedBytes(k: inner, splits: splits),
+                stream: s, dependent: true, cluster: (1, splits, 1),
+                [.pointer(input.pointer), .pointer(weight.pointer), .pointer(bias.pointer), .pointer(x.pointer),
+                 .int32(Int32(rows)), .int32(Int32(inner)), .int32(Int32(w))])
+        }
+        try lnLinear(block.ln1Weight, block.ln1Bias, block.qkvWeight, block.qkvBiasF32, qkv, n: 3 * w, activation: 0)
+        try mark("ln_1+qkv")
+        try attentionLaunch(true)
+        try mark("attention (mma)")
+        try linearResidual(attention, block.outWeight, block.outBias, k: w)
+        try mark("out_proj+residual")
+        try lnLinear(block.ln2Weight, block.ln2Bias, block.fc1Weight, block.fc1Bias, mlp, n: mw, activation: activation)
+        try mark("ln_2+c_fc+gelu")
+        try linearResidual(mlp, block.fc2Weight, block.fc2Bias, k: mw)
+        try mark("c_proj+residual")
+    }
+}
