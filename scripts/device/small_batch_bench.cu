@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cuda_runtime.h>
+#define CLIPSERVE_PHASE_TIMES 1
 #include "../../Sources/CUDABackend/Kernels/attention_mma.cu"
 #include "../../Sources/CUDABackend/Kernels/small_batch.cu"
 
@@ -109,6 +110,24 @@ int main() {
     printf("probe stage W 32xK=3072 (24)  %7.2f us\n", time_graph(s, [&] { launch(false, dim3(1), probe_stage, dim3(24), 32 * (MW + 8) * 2, s, (const u16 *)wproj, MW, W); }));
     printf("probe ln 50 rows K=768 (72)   %7.2f us\n", time_graph(s, [&] { launch(false, dim3(1), probe_ln, dim3(72), lnShared, s, (const float *)x, (const float *)gamma, (const float *)beta, rows, W); }));
     printf("probe mma K=768 (72)          %7.2f us\n", time_graph(s, [&] { launch(false, dim3(1), probe_mma, dim3(72), lnShared, s, (const u16 *)wq, out, W); }));
+    // A ViT-B-32 block at batch 1 as the engine runs it (attention left out), 12 times, PDL, clusters as the host picks.
+    int clockKHz = 0; cudaDeviceGetAttribute(&clockKHz, cudaDevAttrClockRate, 0);
+    for (int c : {1, 2, 8}) for (int sp : {3, 4}) {
+        auto block = [&] {
+            launch(true, dim3(c), ln_linear_f16, dim3(3 * W / 32, 1), lnShared, s, (const float *)x, (const float *)gamma, (const float *)beta, eps, (const u16 *)wq, (const float *)bias, out, rows, W, 3 * W, 0);
+            launch(true, dim3(1, 1, 1), linear_residual_f16, dim3(W / 32, 1, 1), 96 * (W + 8) * 2 + 16384, s, (const u16 *)act, (const u16 *)wq, (const float *)bias, x, rows, W, W);
+            launch(true, dim3(c), ln_linear_f16, dim3(MW / 32, 1), lnShared, s, (const float *)x, (const float *)gamma, (const float *)beta, eps, (const u16 *)wfc, (const float *)bias, out, rows, W, MW, 1);
+            launch(true, dim3(1, sp, 1), linear_residual_f16, dim3(W / 32, sp, 1), 96 * (MW / sp + 8) * 2 + 16384, s, (const u16 *)act, (const u16 *)wproj, (const float *)bias, x, rows, MW, W);
+        };
+        printf("block of 4 kernels, ln cluster %d, c_proj split %d: %7.2f us\n", c, sp, time_graph(s, block, 48));
+        long long clocks[32];
+        CHECK(cudaMemcpyFromSymbol(clocks, phaseClocks, sizeof clocks));
+        auto us = [&](int a, int b) { return (clocks[b] - clocks[a]) / (clockKHz / 1000.0); };
+        printf("  ln_linear c_fc: wait %.2f | LN %.2f | W wait+sync %.2f | mma %.2f | halves %.2f | epilogue %.2f\n",
+               us(0, 1), us(1, 2), us(2, 3), us(3, 4), us(4, 5), us(5, 6));
+        printf("  c_proj: wait %.2f | A staged %.2f | mma %.2f | halves %.2f | partials %.2f | leader read %.2f | epilogue %.2f\n",
+               us(10, 11), us(11, 12), us(12, 13), us(13, 14), us(14, 15), us(15, 16), us(16, 17));
+    }
     CHECK(cudaDeviceSynchronize());
     return 0;
 }

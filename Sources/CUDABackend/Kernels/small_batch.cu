@@ -22,6 +22,18 @@
 // one load at a time (that took a LayerNorm of 50 rows from about 2 µs to 19.5 µs).
 
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900  // (undefined: the host pass of nvcc, for scripts/device/small_batch_bench.cu)
+// PHASE(i): with CLIPSERVE_PHASE_TIMES (only scripts/device/small_batch_bench.cu defines it), thread 0 of the first CTA
+// records the SM clock at point i of the kernel; the product build compiles it to nothing.
+#ifdef CLIPSERVE_PHASE_TIMES
+__device__ long long phaseClocks[32];
+#define PHASE(i)                                                                                                  \
+    do {                                                                                                          \
+        if (threadIdx.x == 0 && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0) phaseClocks[i] = clock64(); \
+    } while (0)
+#else
+#define PHASE(i)
+#endif
+
 __device__ __forceinline__ unsigned cluster_rank() {
     unsigned r;
     asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
@@ -210,11 +222,13 @@ __device__ void ln_linear(const float *__restrict__ x, const float *__restrict__
     const int n0 = blockIdx.x * 32, m0 = blockIdx.y * 64;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     allow_dependents();
+    PHASE(0);
     stage_rows(w, weight + (long)n0 * K, K, 0, K, 32, 32);  // weights do not depend on the previous kernel
     asm volatile("cp.async.commit_group;");
     const float b[4][2] = {{bias[n0 + 2 * t], bias[n0 + 2 * t + 1]}, {bias[n0 + 8 + 2 * t], bias[n0 + 9 + 2 * t]},
                            {bias[n0 + 16 + 2 * t], bias[n0 + 17 + 2 * t]}, {bias[n0 + 24 + 2 * t], bias[n0 + 25 + 2 * t]}};
     wait_for_producer();
+    PHASE(1);
 
     switch (K) {  // widths of the ViT-B and ViT-L towers (and smaller); the host sends no other
     case 512: layernorm_to_cluster<BF16, 4>(x, gamma, beta, eps, a, stride, m0, rows); break;
@@ -223,13 +237,17 @@ __device__ void ln_linear(const float *__restrict__ x, const float *__restrict__
     case 896: layernorm_to_cluster<BF16, 7>(x, gamma, beta, eps, a, stride, m0, rows); break;
     default: layernorm_to_cluster<BF16, 8>(x, gamma, beta, eps, a, stride, m0, rows); break;
     }
+    PHASE(2);
     asm volatile("cp.async.wait_group 0;" ::: "memory");
     cluster_sync();  // every CTA's A tile complete (and its W tile: the barrier includes this CTA's threads)
+    PHASE(3);
 
     float acc[4][4] = {};
     const int half = (warp >> 2) * (K >> 1);
     warp_tile_mma<BF16>(acc, a + (warp & 3) * 16 * stride + half, w + half, K >> 1, stride);
+    PHASE(4);
     add_k_halves(acc, exchange);
+    PHASE(5);
     if (warp >= 4) return;
     const int r0 = m0 + warp * 16 + g, r1 = r0 + 8;
 #pragma unroll
@@ -240,6 +258,7 @@ __device__ void ln_linear(const float *__restrict__ x, const float *__restrict__
         if (r1 < rows)
             *(unsigned *)(out + (long)r1 * N + col) = pack2<BF16>(activate(acc[j][2] + b[j][0], act), activate(acc[j][3] + b[j][1], act));
     }
+    PHASE(6);
 }
 
 // grid (N / 32, splits, ceil(M / 64)), clusters of (1, splits, 1), 256 threads, shared (64 + 32) * (K / splits + 8)
@@ -254,20 +273,25 @@ __device__ void linear_residual(const u16 *__restrict__ input, const u16 *__rest
     const int n0 = blockIdx.x * 32, k0 = blockIdx.y * columns, m0 = blockIdx.z * 64;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     allow_dependents();
+    PHASE(10);
     stage_rows(w, weight + (long)n0 * K, K, k0, columns, 32, 32);
     asm volatile("cp.async.commit_group;");
     const float b[4][2] = {{bias[n0 + 2 * t], bias[n0 + 2 * t + 1]}, {bias[n0 + 8 + 2 * t], bias[n0 + 9 + 2 * t]},
                            {bias[n0 + 16 + 2 * t], bias[n0 + 17 + 2 * t]}, {bias[n0 + 24 + 2 * t], bias[n0 + 25 + 2 * t]}};
     wait_for_producer();
+    PHASE(11);
     stage_rows(a, input + (long)m0 * K, K, k0, columns, min(64, rows - m0), 64);
     asm volatile("cp.async.commit_group;");
     asm volatile("cp.async.wait_group 0;" ::: "memory");
     __syncthreads();
+    PHASE(12);
 
     float acc[4][4] = {};
     const int half = (warp >> 2) * (columns >> 1);
     warp_tile_mma<BF16>(acc, a + (warp & 3) * 16 * stride + half, w + half, columns >> 1, stride);
+    PHASE(13);
     add_k_halves(acc, exchange);
+    PHASE(14);
 
     float4 *slot = (float4 *)partial + (warp * 4) * 32 + lane;  // warps 0-3: one float4 per n-tile, in fragment order
     if (splits > 1) {
@@ -277,6 +301,7 @@ __device__ void linear_residual(const u16 *__restrict__ input, const u16 *__rest
             for (int j = 0; j < 4; j++) slot[j * 32] = make_float4(acc[j][0], acc[j][1], acc[j][2], acc[j][3]);
         }
         cluster_sync();  // the partial tiles are written
+        PHASE(15);
         if (rank == 0 && warp < 4) {
             float4 p[8][4];
 #pragma unroll
@@ -298,6 +323,7 @@ __device__ void linear_residual(const u16 *__restrict__ input, const u16 *__rest
             }
         }
         cluster_sync();  // read: the other CTAs may exit
+        PHASE(16);
         if (rank != 0) return;
     }
     if (warp >= 4) return;
@@ -320,6 +346,7 @@ __device__ void linear_residual(const u16 *__restrict__ input, const u16 *__rest
             *(float2 *)(x + (long)r1 * N + col) =
                 make_float2(old[j][1].x + (acc[j][2] + b[j][0]), old[j][1].y + (acc[j][3] + b[j][1]));
     }
+    PHASE(17);
 }
 #endif
 
