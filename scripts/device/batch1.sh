@@ -27,11 +27,5 @@ if [ "${PEERS:-1}" != 0 ]; then
   echo "== peers rc=$? $(el)"
   grep -h "img/s\|FAILED" $L/peers.log
 fi
-python3 -c "
-import json
-for l in open('$L/engine.txt'):
-    label, rest = l.split(' ', 1)
-    if not rest.startswith('{'): continue
-    d = json.loads(rest)
-    print(f\"{label:8s} {d['model']:10s} b{d['batch_size']:<3d} {d['images_per_second']:9.0f} img/s  p50 {d['p50_ms']:.3f} ms  p99 {d['p99_ms']:.3f} ms\")"
+python3 scripts/device/engine_table.py $L/engine.txt
 tar -czf "$OUT/logs.tar.gz" -C /tmp logs

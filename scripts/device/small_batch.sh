@@ -45,11 +45,5 @@ if [ "${PEERS:-0}" = 1 ]; then
   timeout 300 python3 scripts/bench_gpu_peers.py --models ViT-B-32 --batches 1 --iterations 200 > $L/peers_b32_b1.log 2>&1
   echo "== peers rc=$? $(el)"; grep -h "img/s\|FAILED" $L/peers_b32_b1.log
 fi
-python3 -c "
-import json
-for l in open('$L/engine.txt'):
-    label, rest = l.split(' ', 1)
-    if not rest.startswith('{'): continue
-    d = json.loads(rest)
-    print(f\"{label:6s} {d['model']:10s} b{d['batch_size']:<3d} {d['images_per_second']:9.0f} img/s  p50 {d['p50_ms']:.3f} ms  p99 {d['p99_ms']:.3f} ms\")"
+python3 scripts/device/engine_table.py $L/engine.txt
 tar -czf "$OUT/logs.tar.gz" -C /tmp logs
