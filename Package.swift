@@ -112,7 +112,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "CPUBackendTests", dependencies: ["CPUBackend", "CKernels", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "CUDABackendTests", dependencies: ["CUDABackend", "CPUBackend", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "CUDABackendTests", dependencies: ["CUDABackend", "CCUDA", "CPUBackend", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "InferenceRuntimeTests",
             dependencies: ["InferenceRuntime", "CPUBackend", "CLIPModel", "CPixelEncoding", "TestSupport"],

@@ -1,3 +1,4 @@
+import CCUDA
 import CPUBackend
 import Foundation
 import InferenceCore
@@ -74,6 +75,25 @@ struct CUDABackendTests {
         #expect(SmallBatchPath.cluster(columnTiles: 12) == 4)
         #expect(SmallBatchPath.cluster(columnTiles: 6) == 2)
         #expect(SmallBatchPath.cluster(columnTiles: 5) == 1)
+    }
+
+    @Test("cuLaunchKernelEx's hand-declared structs have cuda.h's layout")
+    func launchConfigurationLayout() {
+        // CUlaunchAttribute: id (4 bytes), 4 bytes of padding, a 64-byte value union.
+        #expect(MemoryLayout<ccuda_launch_attribute>.size == 72)
+        #expect(MemoryLayout<ccuda_launch_attribute>.offset(of: \.value) == 8)
+        // CUlaunchConfig: seven unsigned ints, the stream, the attribute array, their count.
+        #expect(MemoryLayout<ccuda_launch_config>.size == 56)
+        #expect(MemoryLayout<ccuda_launch_config>.offset(of: \.sharedMemBytes) == 24)
+        #expect(MemoryLayout<ccuda_launch_config>.offset(of: \.hStream) == 32)
+        #expect(MemoryLayout<ccuda_launch_config>.offset(of: \.attrs) == 40)
+        #expect(MemoryLayout<ccuda_launch_config>.offset(of: \.numAttrs) == 48)
+        // The cluster shape sits at the start of the value, as CUlaunchAttributeValue::clusterDim.
+        var attribute = ccuda_launch_attribute()
+        attribute.value.clusterDim = .init(x: 1, y: 4, z: 1)
+        #expect(withUnsafeBytes(of: &attribute) { $0.load(fromByteOffset: 12, as: UInt32.self) } == 4)
+        #expect(Int32(CCUDA_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION) == 4)
+        #expect(Int32(CCUDA_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION) == 6)
     }
 
     @Test("without CUDA, loading fails with an error naming the library", .enabled(if: !CUDAEngine.isAvailable))
