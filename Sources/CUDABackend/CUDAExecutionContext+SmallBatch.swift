@@ -12,7 +12,8 @@ import InferenceCore
 /// - `linear_residual`: out_proj and c_proj with their bias, added into the fp32 residual stream. K is split over
 ///   the CTAs of a cluster; the first adds the others' partial sums in rank order, so results do not depend on timing.
 ///
-/// Used on sm_90 and later for 16-bit engines whose width is a multiple of 128 up to 1024 (ViT-B, ViT-L) when a
+/// Used on sm_90 and later for 16-bit engines whose width is a multiple of 128 from 512 to 1024 (ViT-B, ViT-B-plus,
+/// ViT-L; the widths verified on a GPU are 768, 896 and 1024) when a
 /// profile has at most `maxRows` rows (batch × tokens). `CLIPSERVE_SMALL_BATCH_ROWS` sets that bound (default 64:
 /// ViT-B-32 at batch 1, the one profile where it measured faster than cuBLASLt); 0 turns the path off.
 struct SmallBatchPath {
@@ -33,7 +34,7 @@ struct SmallBatchPath {
         let limit = min(setting ?? Self.defaultMaxRows, contextRows)
         let suffix = CUDAKernels.suffix(engine.dtype)
         guard limit > 0, engine.dtype != .f32, k.has("ln_linear_\(suffix)"), k.has("linear_residual_\(suffix)"),
-              spec.width % 128 == 0, spec.width <= 1024, spec.mlpWidth % 128 == 0,
+              spec.width % 128 == 0, (512...1024).contains(spec.width), spec.mlpWidth % 128 == 0,
               Self.lnLinearSharedBytes(k: spec.width) <= device.maxSharedMemoryPerBlock,
               Self.linearResidualSharedBytes(k: spec.mlpWidth, splits: Self.maxCluster) <= device.maxSharedMemoryPerBlock
         else { return nil }

@@ -566,7 +566,8 @@ public final class CUDAExecutionContext: ExecutionContext {
     }
 
     /// Runs one eager forward pass of `batch` device-resident images with an event after every op and returns the
-    /// GPU milliseconds spent per stage kind, largest first (launch gaps included; no graph).
+    /// GPU milliseconds spent per stage kind, largest first. No graph: the ops are queued behind a GPU spin so they run
+    /// back to back, and each op's time includes the gap before it and its event.
     public func profileStages(batch: Int) throws -> [(stage: String, milliseconds: Double)] {
         guard batch >= 1, batch <= maxBatchSize else { throw EngineError.batchTooLarge(requested: batch, maximum: maxBatchSize) }
         try device.bind()

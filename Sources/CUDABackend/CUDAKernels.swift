@@ -142,7 +142,6 @@ final class CUDAKernels: @unchecked Sendable {
         return function!
     }
 
-
     /// Enqueues kernel `name` on `stream`. With `dependent` (and `programmaticLaunch`), the kernel may start while the
     /// kernel before it is still running: it must begin with `wait_for_producer()` before touching anything that
     /// kernel writes (small_batch.cu's kernels and the tensor-core attention do). `cluster` launches thread-block

@@ -462,7 +462,7 @@ __device__ __forceinline__ float activate(float v, int act) {
 }
 
 // grid (N / 32, ceil(M / 64)), clusters of C CTAs along x (C divides N / 32, at most 8), 256 threads, shared
-// (64 + 32) * (K + 8) halves + 8 KB. K is 512, 640, 768, 896 or 1024.
+// (64 + 32) * (K + 8) halves + 8 KB. K is a multiple of 128 up to 1024.
 template <int BF16>
 __device__ void ln_linear(const float *__restrict__ x, const float *__restrict__ gamma, const float *__restrict__ beta,
                           float eps, const u16 *__restrict__ weight, const float *__restrict__ bias, u16 *__restrict__ out,
@@ -482,12 +482,16 @@ __device__ void ln_linear(const float *__restrict__ x, const float *__restrict__
     wait_for_producer();
     PHASE(1);
 
-    switch (K) {  // widths of the ViT-B and ViT-L towers (and smaller); the host sends no other
+    switch (K) {  // the host sends only multiples of 128 up to 1024
+    case 128: layernorm_to_cluster<BF16, 1>(x, gamma, beta, eps, a, stride, m0, rows); break;
+    case 256: layernorm_to_cluster<BF16, 2>(x, gamma, beta, eps, a, stride, m0, rows); break;
+    case 384: layernorm_to_cluster<BF16, 3>(x, gamma, beta, eps, a, stride, m0, rows); break;
     case 512: layernorm_to_cluster<BF16, 4>(x, gamma, beta, eps, a, stride, m0, rows); break;
     case 640: layernorm_to_cluster<BF16, 5>(x, gamma, beta, eps, a, stride, m0, rows); break;
     case 768: layernorm_to_cluster<BF16, 6>(x, gamma, beta, eps, a, stride, m0, rows); break;
     case 896: layernorm_to_cluster<BF16, 7>(x, gamma, beta, eps, a, stride, m0, rows); break;
-    default: layernorm_to_cluster<BF16, 8>(x, gamma, beta, eps, a, stride, m0, rows); break;
+    case 1024: layernorm_to_cluster<BF16, 8>(x, gamma, beta, eps, a, stride, m0, rows); break;
+    default: __trap();
     }
     PHASE(2);
     asm volatile("cp.async.wait_group 0;" ::: "memory");
