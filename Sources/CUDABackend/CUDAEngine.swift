@@ -3,7 +3,8 @@ import Dispatch
 import InferenceCore
 
 /// Device copies of one residual block's weights. Matrices are in the engine's precision; the QKV bias is too
-/// (cuBLASLt's BIAS epilogue reads it in the output type) and also fp32 (`qkvBiasF32`, for the small-batch path);
+/// (cuBLASLt's BIAS epilogue reads it in the output type) and also fp32 (`qkvBiasF32`, for the small-batch path; the
+/// same buffer in an fp32 engine);
 /// every other bias and the LayerNorm parameters are fp32.
 struct CUDABlockWeights {
     let ln1Weight, ln1Bias, qkvWeight, qkvBias, qkvBiasF32, outWeight, outBias: CUDABuffer
@@ -110,12 +111,13 @@ public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
         projection = try upload(weights.projection, "visual.proj", [w, spec.embedDim], as: dtype, transpose: true)
         blocks = try weights.blocks.enumerated().map { i, block in
             let p = "visual.transformer.resblocks.\(i)."
+            let qkvBias = try upload(block.qkvBias, p + "attn.in_proj_bias", [3 * w], as: dtype)
             return CUDABlockWeights(
                 ln1Weight: try upload(block.ln1Weight, p + "ln_1.weight", [w], as: .f32),
                 ln1Bias: try upload(block.ln1Bias, p + "ln_1.bias", [w], as: .f32),
                 qkvWeight: try upload(block.qkvWeight, p + "attn.in_proj_weight", [3 * w, w], as: dtype),
-                qkvBias: try upload(block.qkvBias, p + "attn.in_proj_bias", [3 * w], as: dtype),
-                qkvBiasF32: try upload(block.qkvBias, p + "attn.in_proj_bias", [3 * w], as: .f32),
+                qkvBias: qkvBias,
+                qkvBiasF32: dtype == .f32 ? qkvBias : try upload(block.qkvBias, p + "attn.in_proj_bias", [3 * w], as: .f32),
                 outWeight: try upload(block.outWeight, p + "attn.out_proj.weight", [w, w], as: dtype),
                 outBias: try upload(block.outBias, p + "attn.out_proj.bias", [w], as: .f32),
                 ln2Weight: try upload(block.ln2Weight, p + "ln_2.weight", [w], as: .f32),

@@ -399,6 +399,29 @@ __device__ __forceinline__ void add_k_halves(float (*acc)[4], float *exchange) {
     }
 }
 
+// The CTA's 64 x 32 tile A[64 rows][0, columns) · W[32 rows][0, columns)ᵀ (A and W in shared, rows of `stride` halves):
+// warp w multiplies row tile w % 4 over half w / 4 of K, and the halves are added in `exchange`. Every thread of the
+// CTA calls it; afterwards warps 0-3 hold the tile in `acc`, one row tile each.
+template <int BF16>
+__device__ __forceinline__ void cta_tile_mma(float (*acc)[4], const u16 *a, const u16 *w, int columns, int stride,
+                                             float *exchange) {
+    const int warp = threadIdx.x >> 5, half = (warp >> 2) * (columns >> 1);
+#pragma unroll
+    for (int j = 0; j < 4; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+    warp_tile_mma<BF16>(acc, a + (warp & 3) * 16 * stride + half, w + half, columns >> 1, stride);
+    add_k_halves(acc, exchange);
+}
+
+// The bias of the columns this thread's accumulators hold in the tile starting at column n0: b[j] for n-tile j.
+__device__ __forceinline__ void tile_bias(float (*b)[2], const float *__restrict__ bias, int n0) {
+    const int t = threadIdx.x & 3;
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        b[j][0] = bias[n0 + j * 8 + 2 * t];
+        b[j][1] = bias[n0 + j * 8 + 2 * t + 1];
+    }
+}
+
 // LayerNorm of the fp32 rows [m0, m0 + 64) of x into the 16-bit A tile (rows of `stride` halves) of every CTA in the
 // cluster: this CTA takes rows rank, rank + C, ...; its warps take those in turn; rows >= `rows` are zero. Two-pass
 // mean and variance in fp32, as the layernorm kernels compute them. K = 128 * VECTORS is a compile-time constant so
@@ -477,8 +500,8 @@ __device__ void ln_linear(const float *__restrict__ x, const float *__restrict__
     PHASE(0);
     stage_rows(w, weight + (long)n0 * K, K, 0, K, 32, 32);  // weights do not depend on the previous kernel
     asm volatile("cp.async.commit_group;");
-    const float b[4][2] = {{bias[n0 + 2 * t], bias[n0 + 2 * t + 1]}, {bias[n0 + 8 + 2 * t], bias[n0 + 9 + 2 * t]},
-                           {bias[n0 + 16 + 2 * t], bias[n0 + 17 + 2 * t]}, {bias[n0 + 24 + 2 * t], bias[n0 + 25 + 2 * t]}};
+    float b[4][2];
+    tile_bias(b, bias, n0);
     wait_for_producer();
     PHASE(1);
 
@@ -498,11 +521,8 @@ __device__ void ln_linear(const float *__restrict__ x, const float *__restrict__
     cluster_sync();  // every CTA's A tile complete (and its W tile: the barrier includes this CTA's threads)
     PHASE(3);
 
-    float acc[4][4] = {};
-    const int half = (warp >> 2) * (K >> 1);
-    warp_tile_mma<BF16>(acc, a + (warp & 3) * 16 * stride + half, w + half, K >> 1, stride);
-    PHASE(4);
-    add_k_halves(acc, exchange);
+    float acc[4][4];
+    cta_tile_mma<BF16>(acc, a, w, K, stride, exchange);
     PHASE(5);
     if (warp >= 4) return;
     const int r0 = m0 + warp * 16 + g, r1 = r0 + 8;
@@ -532,8 +552,8 @@ __device__ void linear_residual(const u16 *__restrict__ input, const u16 *__rest
     PHASE(10);
     stage_rows(w, weight + (long)n0 * K, K, k0, columns, 32, 32);
     asm volatile("cp.async.commit_group;");
-    const float b[4][2] = {{bias[n0 + 2 * t], bias[n0 + 2 * t + 1]}, {bias[n0 + 8 + 2 * t], bias[n0 + 9 + 2 * t]},
-                           {bias[n0 + 16 + 2 * t], bias[n0 + 17 + 2 * t]}, {bias[n0 + 24 + 2 * t], bias[n0 + 25 + 2 * t]}};
+    float b[4][2];
+    tile_bias(b, bias, n0);
     wait_for_producer();
     PHASE(11);
     stage_rows(a, input + (long)m0 * K, K, k0, columns, min(64, rows - m0), 64);
@@ -542,11 +562,8 @@ __device__ void linear_residual(const u16 *__restrict__ input, const u16 *__rest
     __syncthreads();
     PHASE(12);
 
-    float acc[4][4] = {};
-    const int half = (warp >> 2) * (columns >> 1);
-    warp_tile_mma<BF16>(acc, a + (warp & 3) * 16 * stride + half, w + half, columns >> 1, stride);
-    PHASE(13);
-    add_k_halves(acc, exchange);
+    float acc[4][4];
+    cta_tile_mma<BF16>(acc, a, w, columns, stride, exchange);
     PHASE(14);
 
     float4 *slot = (float4 *)partial + (warp * 4) * 32 + lane;  // warps 0-3: one float4 per n-tile, in fragment order
@@ -607,25 +624,22 @@ __device__ void linear_residual(const u16 *__restrict__ input, const u16 *__rest
 #endif
 
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900  // (undefined: the host pass of nvcc, for scripts/device/small_batch_bench.cu)
+// Entry points `<op>_<dtype>` of one storage type (BF16: 0 fp16, 1 bf16); only the engine's precision is built.
+#define CLIPSERVE_SMALL_BATCH_ENTRY_POINTS(BF16, NAME)                                                             \
+    extern "C" __global__ void __launch_bounds__(256) ln_linear_##NAME(const float *x, const float *gamma,          \
+            const float *beta, float eps, const u16 *weight, const float *bias, u16 *out, int rows, int K, int N, \
+            int act) {                                                                                             \
+        ln_linear<BF16>(x, gamma, beta, eps, weight, bias, out, rows, K, N, act);                                  \
+    }                                                                                                              \
+    extern "C" __global__ void __launch_bounds__(256) linear_residual_##NAME(const u16 *input, const u16 *weight,  \
+            const float *bias, float *x, int rows, int K, int N) {                                                 \
+        linear_residual<BF16>(input, weight, bias, x, rows, K, N);                                                 \
+    }
 #ifdef CLIPSERVE_F16
-extern "C" __global__ void __launch_bounds__(256) ln_linear_f16(const float *x, const float *gamma, const float *beta,
-        float eps, const u16 *weight, const float *bias, u16 *out, int rows, int K, int N, int act) {
-    ln_linear<0>(x, gamma, beta, eps, weight, bias, out, rows, K, N, act);
-}
-extern "C" __global__ void __launch_bounds__(256) linear_residual_f16(const u16 *input, const u16 *weight,
-        const float *bias, float *x, int rows, int K, int N) {
-    linear_residual<0>(input, weight, bias, x, rows, K, N);
-}
+CLIPSERVE_SMALL_BATCH_ENTRY_POINTS(0, f16)
 #endif
 #ifdef CLIPSERVE_BF16
-extern "C" __global__ void __launch_bounds__(256) ln_linear_bf16(const float *x, const float *gamma, const float *beta,
-        float eps, const u16 *weight, const float *bias, u16 *out, int rows, int K, int N, int act) {
-    ln_linear<1>(x, gamma, beta, eps, weight, bias, out, rows, K, N, act);
-}
-extern "C" __global__ void __launch_bounds__(256) linear_residual_bf16(const u16 *input, const u16 *weight,
-        const float *bias, float *x, int rows, int K, int N) {
-    linear_residual<1>(input, weight, bias, x, rows, K, N);
-}
+CLIPSERVE_SMALL_BATCH_ENTRY_POINTS(1, bf16)
 #endif
 #endif
 """##
