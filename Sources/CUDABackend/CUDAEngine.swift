@@ -4,11 +4,15 @@ import InferenceCore
 
 /// Device copies of one residual block's weights. Matrices are in the engine's precision; the QKV bias is too
 /// (cuBLASLt's BIAS epilogue reads it in the output type) and also fp32 (`qkvBiasF32`, for the small-batch path; the
-/// same buffer in an fp32 engine);
-/// every other bias and the LayerNorm parameters are fp32.
+/// same buffer in an fp32 engine); every other bias is fp32.
+///
+/// ln_1 and ln_2 have no buffers of their own: their gamma is folded into the Linear after them (QKV, c_fc:
+/// W' = W·diag(gamma)) and their beta into its bias (b' = b + W·beta), so the LayerNorm kernels only normalise.
+/// `qkvRowSums` and `fc1RowSums` hold W'·1 as stored (fp32 sums of the 16-bit values) for the small-batch path, which
+/// applies the normalisation after the product (see Kernels/small_batch.cu).
 struct CUDABlockWeights {
-    let ln1Weight, ln1Bias, qkvWeight, qkvBias, qkvBiasF32, outWeight, outBias: CUDABuffer
-    let ln2Weight, ln2Bias, fc1Weight, fc1Bias, fc2Weight, fc2Bias: CUDABuffer
+    let qkvWeight, qkvBias, qkvBiasF32, qkvRowSums, outWeight, outBias: CUDABuffer
+    let fc1Weight, fc1Bias, fc1RowSums, fc2Weight, fc2Bias: CUDABuffer
 }
 
 /// A ViT image tower on one GPU: weights uploaded once in the chosen precision and shared read-only by every
@@ -27,6 +31,11 @@ public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
     let patchK: Int
     let patchEmbedding, classEmbedding, positionalEmbedding, lnPreWeight, lnPreBias: CUDABuffer
     let lnPostWeight, lnPostBias, projection: CUDABuffer
+    /// gamma = 1 and beta = 0 for the width: the affine-free LayerNorm before QKV and c_fc (see `CUDABlockWeights`).
+    let unitGamma, zeroBeta: CUDABuffer
+    /// ln_post folded into proj for the small-batch path (16-bit engines): W', its row sums and b' = proj·beta, as
+    /// for ln_1 and QKV. The large-batch path keeps ln_post and `projection` apart.
+    let foldedProjection: (weight: CUDABuffer, rowSums: CUDABuffer, bias: CUDABuffer)?
     let blocks: [CUDABlockWeights]
     /// The cuBLASLt algorithm of every matmul shape, timed once and shared by the contexts.
     let matmulChoices = MatmulChoices()
@@ -109,21 +118,46 @@ public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
         lnPostBias = try upload(weights.lnPostBias, "visual.ln_post.bias", [w], as: .f32)
         // proj is [W, E] input-major; store it as a Linear weight [E, W] so every GEMM has the same orientation.
         projection = try upload(weights.projection, "visual.proj", [w, spec.embedDim], as: dtype, transpose: true)
+        if dtype == .f32 {
+            foldedProjection = nil
+        } else {
+            let e = spec.embedDim, p = weights.projection.floats()  // [W, E]
+            let linear = TensorData(shape: [e, w], values: (0..<(e * w)).map { i in p[(i % w) * e + i / w] })
+            let folded = Self.foldLayerNorm(
+                weight: linear, bias: TensorData(shape: [e], values: [Float](repeating: 0, count: e)),
+                gamma: weights.lnPostWeight, beta: weights.lnPostBias, rows: e, columns: w, type: dtype)
+            foldedProjection = (
+                try upload(folded.weight, "visual.proj (ln_post.weight folded in)", [e, w], as: dtype),
+                try upload(folded.rowSums, "visual.proj row sums", [e], as: .f32),
+                try upload(folded.bias, "visual.proj · ln_post.bias", [e], as: .f32))
+        }
+        unitGamma = try upload(TensorData(shape: [w], values: [Float](repeating: 1, count: w)), "LayerNorm gamma = 1", [w], as: .f32)
+        zeroBeta = try upload(TensorData(shape: [w], values: [Float](repeating: 0, count: w)), "LayerNorm beta = 0", [w], as: .f32)
         blocks = try weights.blocks.enumerated().map { i, block in
             let p = "visual.transformer.resblocks.\(i)."
-            let qkvBias = try upload(block.qkvBias, p + "attn.in_proj_bias", [3 * w], as: dtype)
+            for (tensor, name, count) in [(block.ln1Weight, "ln_1.weight", w), (block.ln1Bias, "ln_1.bias", w),
+                                          (block.ln2Weight, "ln_2.weight", w), (block.ln2Bias, "ln_2.bias", w),
+                                          (block.qkvBias, "attn.in_proj_bias", 3 * w), (block.fc1Bias, "mlp.c_fc.bias", m)]
+            where tensor.elementCount != count {
+                throw EngineError.device("cuda: tensor \(p + name) has shape \(tensor.shape), expected [\(count)]")
+            }
+            let qkv = Self.foldLayerNorm(
+                weight: block.qkvWeight, bias: block.qkvBias, gamma: block.ln1Weight, beta: block.ln1Bias, rows: 3 * w,
+                columns: w, type: dtype)
+            let fc1 = Self.foldLayerNorm(
+                weight: block.fc1Weight, bias: block.fc1Bias, gamma: block.ln2Weight, beta: block.ln2Bias, rows: m,
+                columns: w, type: dtype)
+            let qkvBias = try upload(qkv.bias, p + "attn.in_proj_bias (ln_1.bias folded in)", [3 * w], as: dtype)
             return CUDABlockWeights(
-                ln1Weight: try upload(block.ln1Weight, p + "ln_1.weight", [w], as: .f32),
-                ln1Bias: try upload(block.ln1Bias, p + "ln_1.bias", [w], as: .f32),
-                qkvWeight: try upload(block.qkvWeight, p + "attn.in_proj_weight", [3 * w, w], as: dtype),
+                qkvWeight: try upload(qkv.weight, p + "attn.in_proj_weight (ln_1.weight folded in)", [3 * w, w], as: dtype),
                 qkvBias: qkvBias,
-                qkvBiasF32: dtype == .f32 ? qkvBias : try upload(block.qkvBias, p + "attn.in_proj_bias", [3 * w], as: .f32),
+                qkvBiasF32: dtype == .f32 ? qkvBias : try upload(qkv.bias, p + "attn.in_proj_bias (ln_1.bias folded in)", [3 * w], as: .f32),
+                qkvRowSums: try upload(qkv.rowSums, p + "attn.in_proj_weight row sums", [3 * w], as: .f32),
                 outWeight: try upload(block.outWeight, p + "attn.out_proj.weight", [w, w], as: dtype),
                 outBias: try upload(block.outBias, p + "attn.out_proj.bias", [w], as: .f32),
-                ln2Weight: try upload(block.ln2Weight, p + "ln_2.weight", [w], as: .f32),
-                ln2Bias: try upload(block.ln2Bias, p + "ln_2.bias", [w], as: .f32),
-                fc1Weight: try upload(block.fc1Weight, p + "mlp.c_fc.weight", [m, w], as: dtype),
-                fc1Bias: try upload(block.fc1Bias, p + "mlp.c_fc.bias", [m], as: .f32),
+                fc1Weight: try upload(fc1.weight, p + "mlp.c_fc.weight (ln_2.weight folded in)", [m, w], as: dtype),
+                fc1Bias: try upload(fc1.bias, p + "mlp.c_fc.bias (ln_2.bias folded in)", [m], as: .f32),
+                fc1RowSums: try upload(fc1.rowSums, p + "mlp.c_fc.weight row sums", [m], as: .f32),
                 fc2Weight: try upload(block.fc2Weight, p + "mlp.c_proj.weight", [w, m], as: dtype),
                 fc2Bias: try upload(block.fc2Bias, p + "mlp.c_proj.bias", [w], as: .f32))
         }
@@ -133,6 +167,48 @@ public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
 
     public func makeContext(_ configuration: ExecutionContextConfiguration) throws -> any ExecutionContext {
         try CUDAExecutionContext(engine: self, configuration: configuration)
+    }
+
+    /// A LayerNorm's affine folded into the Linear that reads it: LayerNorm(x)·Wᵀ + b = x̂·W'ᵀ + b' with x̂ the
+    /// normalised row, W' = W·diag(gamma) and b' = b + W·beta (summed in Double). `rowSums` are W'·1 over the values
+    /// as `type` stores them, so that subtracting mean·rowSums cancels the mean exactly (Kernels/small_batch.cu).
+    /// W is `rows × columns` (a Linear weight), gamma and beta have `columns` values, b has `rows`.
+    static func foldLayerNorm(
+        weight: TensorData, bias: TensorData, gamma: TensorData, beta: TensorData, rows: Int, columns: Int, type: DType
+    ) -> (weight: TensorData, bias: TensorData, rowSums: TensorData) {
+        let g = gamma.floats(), be = beta.floats(), b = bias.floats()
+        @Sendable func stored(_ value: Float) -> Float {
+            switch type {
+            case .f32: value
+            case .f16: HalfConversion.float(fromF16: HalfConversion.f16(from: value))
+            case .bf16: HalfConversion.float(fromBF16: HalfConversion.bf16(from: value))
+            }
+        }
+        var foldedBias = [Float](repeating: 0, count: rows), sums = [Float](repeating: 0, count: rows)
+        let folded = foldedBias.withUnsafeMutableBytes { biasBytes in
+            sums.withUnsafeMutableBytes { sumBytes in
+                let outputs = (bias: UncheckedRaw(biasBytes.baseAddress!), sums: UncheckedRaw(sumBytes.baseAddress!))
+                return FloatStorage(count: rows * columns) { buffer in
+                    let matrix = UncheckedRaw(UnsafeMutableRawPointer(buffer.baseAddress!))
+                    let chunk = max(1, (1 << 16) / max(columns, 1))
+                    DispatchQueue.concurrentPerform(iterations: (rows + chunk - 1) / chunk) { c in
+                        for r in (c * chunk)..<min(rows, (c + 1) * chunk) {
+                            var shift = Double(b[r]), sum: Float = 0
+                            for k in 0..<columns {
+                                let value = weight.float(at: r * columns + k), scaled = value * g[k]
+                                shift += Double(value) * Double(be[k])
+                                matrix.pointer.storeBytes(of: scaled, toByteOffset: (r * columns + k) * 4, as: Float.self)
+                                sum += stored(scaled)
+                            }
+                            outputs.bias.pointer.storeBytes(of: Float(shift), toByteOffset: r * 4, as: Float.self)
+                            outputs.sums.pointer.storeBytes(of: sum, toByteOffset: r * 4, as: Float.self)
+                        }
+                    }
+                }
+            }
+        }
+        return (TensorData(dtype: .f32, shape: [rows, columns], bytes: folded.rawBytes, owner: folded),
+                TensorData(shape: [rows], values: foldedBias), TensorData(shape: [rows], values: sums))
     }
 
     /// The tensor's values as `rows × columns` bytes of `type`, optionally transposed and zero-padded per row.

@@ -7,10 +7,14 @@ import InferenceCore
 /// still runs. At batch 1 the block is a chain of launch latencies and weight reads, not of arithmetic.
 ///
 /// - `ln_linear`: LayerNorm 1 with the QKV projection and its bias; LayerNorm 2 with c_fc, its bias and the activation
-///   (exact-erf GELU or QuickGELU), rounded once to 16 bits. The CTAs of a cluster share the LayerNorm work.
+///   (exact-erf GELU or QuickGELU), rounded once to 16 bits. The product runs on the raw rows of the residual
+///   stream's 16-bit copy against weights with LayerNorm's gamma folded in; each row's mean and 1/std, taken from the
+///   same tile, are applied in the epilogue (see `CUDABlockWeights`). The CTAs of a cluster fetch the rows once for
+///   all of them (bulk copies multicast to the cluster).
 /// - the tensor-core attention, as in the large-batch path;
-/// - `linear_residual`: out_proj and c_proj with their bias, added into the fp32 residual stream. K is split over
-///   the CTAs of a cluster; the first adds the others' partial sums in rank order, so results do not depend on timing.
+/// - `linear_residual`: out_proj and c_proj with their bias, added into the fp32 residual stream, which it also
+///   writes rounded to 16 bits into `h` for the next `ln_linear`. K is split over the CTAs of a cluster; the first
+///   adds the others' partial sums in rank order, so results do not depend on timing.
 ///
 /// Used on sm_90 and later for 16-bit engines whose width is a multiple of 128 from 512 to 1024 (ViT-B, ViT-B-plus,
 /// ViT-L; the widths verified on a GPU are 768, 896 and 1024) when a
@@ -41,12 +45,19 @@ struct SmallBatchPath {
         maxRows = limit
     }
 
-    /// The 16-bit A and W tiles, and 8 KB where the second half of K's sums meet the first.
-    static func lnLinearSharedBytes(k: Int) -> Int { (tileRows + tileColumns) * (k + 8) * 2 + 8192 }
+    /// The 16-bit A and W tiles, 8 KB where the second half of K's sums meet the first, the rows' mean and 1/std, and
+    /// the mbarrier the A tile's copies complete on.
+    static func lnLinearSharedBytes(k: Int) -> Int { (tileRows + tileColumns) * (k + 8) * 2 + 8192 + 2 * tileRows * 4 + 8 }
 
     /// As `lnLinearSharedBytes` for a slice of K, plus 8 KB for the partial tile the cluster's first CTA reads.
     static func linearResidualSharedBytes(k: Int, splits: Int) -> Int {
         (tileRows + tileColumns) * (k / splits + 8) * 2 + 16384
+    }
+
+    /// CTAs per cluster of `ln_linear` over `columnTiles` tiles of 32 output columns: the largest power of two up to
+    /// 8 that divides them (each CTA then fetches 1/C of the A tile's rows for all of them).
+    static func cluster(columnTiles: Int) -> Int {
+        [8, 4, 2, 1].first { columnTiles % $0 == 0 }!
     }
 
     /// How many CTAs (one cluster) split a K-long reduction: the fewest that bring each slice to 768 columns or
@@ -59,15 +70,35 @@ struct SmallBatchPath {
         }
         return valid.first { k / $0 <= 768 } ?? valid.last ?? maxCluster
     }
-
-    /// CTAs per cluster of `ln_linear` over `columnTiles` tiles of 32 output columns: the largest power of two up to
-    /// 8 that divides them (each CTA then normalises 1/C of the rows).
-    static func cluster(columnTiles: Int) -> Int {
-        [8, 4, 2, 1].first { columnTiles % $0 == 0 }!
-    }
 }
 
 extension CUDAExecutionContext {
+    /// `ln_linear` over `rows` rows of the residual stream's 16-bit copy in `h`, `rowStride` elements apart.
+    func launchLNLinear(
+        weight: CUDABuffer, rowSums: CUDABuffer, bias: CUDABuffer, output: CUDABuffer, outputF32: Bool, rows: Int,
+        rowStride: Int, n: Int, activation: Int32
+    ) throws {
+        let spec = engine.spec, w = spec.width, columnTiles = n / SmallBatchPath.tileColumns
+        try engine.kernels.launch(
+            "ln_linear_\(CUDAKernels.suffix(engine.dtype))",
+            grid: (columnTiles, (rows + SmallBatchPath.tileRows - 1) / SmallBatchPath.tileRows, 1),
+            block: SmallBatchPath.threads, sharedBytes: SmallBatchPath.lnLinearSharedBytes(k: w), stream: stream,
+            dependent: true, cluster: (SmallBatchPath.cluster(columnTiles: columnTiles), 1, 1),
+            [.pointer(h.pointer), .int64(Int64(rowStride)), .float(spec.layerNormEpsilon), .pointer(weight.pointer),
+             .pointer(rowSums.pointer), .pointer(bias.pointer), .pointer(output.pointer), .int32(outputF32 ? 1 : 0),
+             .int32(Int32(rows)), .int32(Int32(w)), .int32(Int32(n)), .int32(activation)])
+    }
+
+    /// ln_post and the projection of each image's class token as one `ln_linear` (ln_post folded into proj), fp32 out.
+    func smallBatchProjection(
+        _ folded: (weight: CUDABuffer, rowSums: CUDABuffer, bias: CUDABuffer), batch: Int
+    ) throws {
+        let spec = engine.spec
+        try launchLNLinear(
+            weight: folded.weight, rowSums: folded.rowSums, bias: folded.bias, output: embedding, outputF32: true,
+            rows: batch, rowStride: spec.tokens * spec.width, n: spec.embedDim, activation: 0)
+    }
+
     /// One transformer block on the small-batch path (see `SmallBatchPath`): reads and updates `x` like the
     /// large-batch block. `attentionLaunch` enqueues the attention kernel from `qkv` into `attention`.
     func smallBatchBlock(
@@ -77,16 +108,11 @@ extension CUDAExecutionContext {
         let suffix = CUDAKernels.suffix(e.dtype), w = spec.width, mw = spec.mlpWidth
         let rowTiles = (rows + SmallBatchPath.tileRows - 1) / SmallBatchPath.tileRows
         let activation: Int32 = spec.activation == .quickGELU ? 2 : 1
-        func lnLinear(_ gamma: CUDABuffer, _ beta: CUDABuffer, _ weight: CUDABuffer, _ bias: CUDABuffer,
-                      _ output: CUDABuffer, n: Int, activation: Int32) throws {
-            let columnTiles = n / SmallBatchPath.tileColumns
-            try k.launch(
-                "ln_linear_\(suffix)", grid: (columnTiles, rowTiles, 1), block: SmallBatchPath.threads,
-                sharedBytes: SmallBatchPath.lnLinearSharedBytes(k: w), stream: s, dependent: true,
-                cluster: (SmallBatchPath.cluster(columnTiles: columnTiles), 1, 1),
-                [.pointer(x.pointer), .pointer(gamma.pointer), .pointer(beta.pointer), .float(spec.layerNormEpsilon),
-                 .pointer(weight.pointer), .pointer(bias.pointer), .pointer(output.pointer), .int32(Int32(rows)),
-                 .int32(Int32(w)), .int32(Int32(n)), .int32(activation)])
+        // The residual stream's 16-bit copy lives in `h` (written by embed_layernorm and linear_residual).
+        func lnLinear(_ weight: CUDABuffer, _ rowSums: CUDABuffer, _ bias: CUDABuffer, _ output: CUDABuffer, n: Int,
+                      activation: Int32) throws {
+            try launchLNLinear(weight: weight, rowSums: rowSums, bias: bias, output: output, outputF32: false, rows: rows,
+                               rowStride: w, n: n, activation: activation)
         }
         func linearResidual(_ input: CUDABuffer, _ weight: CUDABuffer, _ bias: CUDABuffer, k inner: Int) throws {
             let splits = SmallBatchPath.splits(k: inner, maxSharedBytes: device.maxSharedMemoryPerBlock)
@@ -95,15 +121,15 @@ extension CUDAExecutionContext {
                 block: SmallBatchPath.threads, sharedBytes: SmallBatchPath.linearResidualSharedBytes(k: inner, splits: splits),
                 stream: s, dependent: true, cluster: (1, splits, 1),
                 [.pointer(input.pointer), .pointer(weight.pointer), .pointer(bias.pointer), .pointer(x.pointer),
-                 .int32(Int32(rows)), .int32(Int32(inner)), .int32(Int32(w))])
+                 .pointer(h.pointer), .int32(Int32(rows)), .int32(Int32(inner)), .int32(Int32(w))])
         }
-        try lnLinear(block.ln1Weight, block.ln1Bias, block.qkvWeight, block.qkvBiasF32, qkv, n: 3 * w, activation: 0)
+        try lnLinear(block.qkvWeight, block.qkvRowSums, block.qkvBiasF32, qkv, n: 3 * w, activation: 0)
         try mark("ln_1+qkv")
         try attentionLaunch(true)
         try mark("attention (mma)")
         try linearResidual(attention, block.outWeight, block.outBias, k: w)
         try mark("out_proj+residual")
-        try lnLinear(block.ln2Weight, block.ln2Bias, block.fc1Weight, block.fc1Bias, mlp, n: mw, activation: activation)
+        try lnLinear(block.fc1Weight, block.fc1RowSums, block.fc1Bias, mlp, n: mw, activation: activation)
         try mark("ln_2+c_fc+gelu")
         try linearResidual(mlp, block.fc2Weight, block.fc2Bias, k: mw)
         try mark("c_proj+residual")

@@ -470,22 +470,23 @@ public final class CUDAExecutionContext: ExecutionContext {
             "conv1", m: b * g2, n: w, k: e.patchK, weight: e.patchEmbedding, input: patches, output: patchOut,
             outputType: .f32, bias: nil)
         try mark("gemm conv1")
-        try k.launch(
-            "embed_f32", grid: elementwiseGrid(rows * w), block: 256, stream: s,
-            [.pointer(patchOut.pointer), .pointer(e.classEmbedding.pointer), .pointer(e.positionalEmbedding.pointer),
-             .pointer(x.pointer), .int32(Int32(b)), .int32(Int32(t)), .int32(Int32(w))])
-        try mark("embed")
-        try capture?("embeddings", [b, t, w], x, .f32)
-        try layerNorm(x, stride: w, x, "f32", rows: rows, e.lnPreWeight, e.lnPreBias)
-        try mark("layernorm")
-        try capture?("ln_pre", [b, t, w], x, .f32)
-
         let headWidth = spec.headWidth, queryTile = 64
         // Tensor cores for 16-bit activations when the whole K/V of a head fits in shared memory; else the scalar kernel.
         let mmaKernel = "attention_mma_d\(headWidth)_\(suffix)"
         let mmaShared = CUDAKernels.tensorCoreAttentionSharedBytes(tokens: t, headWidth: headWidth)
         let useTensorCores = e.dtype != .f32 && k.has(mmaKernel) && mmaShared <= device.maxSharedMemoryPerBlock
             && ProcessInfo.processInfo.environment["CLIPSERVE_SCALAR_ATTENTION"] != "1"
+        let smallBatchPath = smallBatch.flatMap { useTensorCores && rows <= $0.maxRows ? $0 : nil }
+
+        // The embeddings and ln_pre in one kernel; the small-batch block also gets the rows rounded to 16 bits in h.
+        try k.launch(
+            "embed_layernorm_\(suffix)", grid: ((rows + 3) / 4, 1, 1), block: 128, stream: s,
+            [.pointer(patchOut.pointer), .pointer(e.classEmbedding.pointer), .pointer(e.positionalEmbedding.pointer),
+             .pointer(e.lnPreWeight.pointer), .pointer(e.lnPreBias.pointer), .pointer(x.pointer),
+             .pointer(smallBatchPath == nil ? 0 : h.pointer), .int32(Int32(rows)), .int32(Int32(t)), .int32(Int32(w)),
+             .float(eps)])
+        try mark("embed+ln_pre")
+        try capture?("ln_pre", [b, t, w], x, .f32)
         let attentionKernel = useTensorCores ? mmaKernel : "attention_d\(headWidth)_\(suffix)"
         // Each warp owns 16 queries at a time; a CTA of 4 to 8 warps stages a head's K/V once. Pick the CTA size that
         // idles the fewest warps (ties: more warps): 17 query tiles of ViT-L-14 run on 6 warps. With enough
@@ -513,12 +514,13 @@ public final class CUDAExecutionContext: ExecutionContext {
                     attentionKernel, grid: (attentionGridX, spec.heads, b), block: attentionBlock,
                     sharedBytes: attentionShared, stream: s, dependent: dependent, attentionArguments)
             }
-            if let smallBatch, useTensorCores, rows <= smallBatch.maxRows {
-                try smallBatchBlock(block, rows: rows, path: smallBatch, attentionLaunch: launchAttention)
+            if let smallBatchPath {
+                try smallBatchBlock(block, rows: rows, path: smallBatchPath, attentionLaunch: launchAttention)
                 try capture?(label, [b, t, w], x, .f32)
                 continue
             }
-            try layerNorm(x, stride: w, h, suffix, rows: rows, block.ln1Weight, block.ln1Bias)
+            // ln_1 and ln_2 without their affine: gamma and beta are folded into QKV and c_fc (CUDABlockWeights).
+            try layerNorm(x, stride: w, h, suffix, rows: rows, e.unitGamma, e.zeroBeta)
             try mark("layernorm")
             try matmul(
                 "\(label).qkv", m: rows, n: 3 * w, k: w, weight: block.qkvWeight, input: h, output: qkv,
@@ -530,7 +532,7 @@ public final class CUDAExecutionContext: ExecutionContext {
                 "\(label).out_proj", m: rows, n: w, k: w, weight: block.outWeight, input: attention, output: x,
                 outputType: .f32, bias: block.outBias, accumulate: true)
             try mark("gemm out_proj")
-            try layerNorm(x, stride: w, h, suffix, rows: rows, block.ln2Weight, block.ln2Bias)
+            try layerNorm(x, stride: w, h, suffix, rows: rows, e.unitGamma, e.zeroBeta)
             try mark("layernorm")
             try matmul(
                 "\(label).c_fc", m: rows, n: mw, k: w, weight: block.fc1Weight, input: h, output: mlp,
@@ -547,12 +549,17 @@ public final class CUDAExecutionContext: ExecutionContext {
             try mark("gemm c_proj")
             try capture?(label, [b, t, w], x, .f32)
         }
-        // ln_post on each image's class token (rows T·W apart), then the projection.
-        try layerNorm(x, stride: t * w, pooled, suffix, rows: b, e.lnPostWeight, e.lnPostBias)
-        try capture?("ln_post", [b, w], pooled, e.dtype)
-        try matmul(
-            "proj", m: b, n: spec.embedDim, k: w, weight: e.projection, input: pooled, output: embedding,
-            outputType: .f32, bias: nil)
+        // ln_post on each image's class token (rows T·W apart), then the projection: on the small-batch path one
+        // ln_linear with ln_post folded into proj, from the class tokens' 16-bit copy.
+        if smallBatchPath != nil, let folded = e.foldedProjection, spec.embedDim % SmallBatchPath.tileColumns == 0 {
+            try smallBatchProjection(folded, batch: b)
+        } else {
+            try layerNorm(x, stride: t * w, pooled, suffix, rows: b, e.lnPostWeight, e.lnPostBias)
+            try capture?("ln_post", [b, w], pooled, e.dtype)
+            try matmul(
+                "proj", m: b, n: spec.embedDim, k: w, weight: e.projection, input: pooled, output: embedding,
+                outputType: .f32, bias: nil)
+        }
         try mark("ln_post+proj")
     }
 

@@ -82,12 +82,9 @@ final class CUDAKernels: @unchecked Sendable {
         functions = tensorCoreFunctions
         let elapsed = ContinuousClock.now - started
         compileSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-        for op in ["im2col", "normalize_bytes", "layernorm", "layernorm_registers", "bias_gelu", "attention_d16", "attention_d32", "attention_d64", "attention_d80"] {
+        for op in ["im2col", "normalize_bytes", "embed_layernorm", "layernorm", "layernorm_registers", "bias_gelu", "attention_d16", "attention_d32", "attention_d64", "attention_d80"] {
             try lookUp("\(op)_\(suffix)")
         }
-        try lookUp("layernorm_f32")
-        try lookUp("layernorm_registers_f32")
-        try lookUp("embed_f32")
         try lookUp("l2norm_f32")
         try lookUp("spin")
         // Attention keeps a K and a V tile of fp32 in dynamic shared memory.

@@ -75,6 +75,60 @@ struct CUDABackendTests {
         #expect(SmallBatchPath.cluster(columnTiles: 12) == 4)
         #expect(SmallBatchPath.cluster(columnTiles: 6) == 2)
         #expect(SmallBatchPath.cluster(columnTiles: 5) == 1)
+        // ln_linear's tiles fit at the widest K the path takes.
+        #expect(SmallBatchPath.lnLinearSharedBytes(k: 1024) <= hopper)
+    }
+
+    @Test("LayerNorm's affine folded into the next Linear gives LayerNorm(x)·Wᵀ + b both ways the engine uses it",
+          arguments: [DType.f32, .f16, .bf16])
+    func foldedLayerNorm(type: DType) {
+        let rows = 24, columns = 64, eps: Float = 1e-5
+        var generator = SplitMix64(seed: 7)
+        func random(_ count: Int, scale: Float = 1, center: Float = 0) -> [Float] {
+            (0..<count).map { _ in center + scale * Float(generator.nextUnit() * 2 - 1) }
+        }
+        let weight = random(rows * columns, scale: 0.2), bias = random(rows, scale: 0.1)
+        let gamma = random(columns, scale: 0.5, center: 1), beta = random(columns, scale: 0.3)
+        // A residual-stream row with an offset mean and one large channel, as CLIP's have.
+        var x = random(columns, scale: 2, center: 0.7)
+        x[5] = 40
+        let folded = CUDAEngine.foldLayerNorm(
+            weight: TensorData(shape: [rows, columns], values: weight), bias: TensorData(shape: [rows], values: bias),
+            gamma: TensorData(shape: [columns], values: gamma), beta: TensorData(shape: [columns], values: beta),
+            rows: rows, columns: columns, type: type)
+        func stored(_ v: Float) -> Float {
+            switch type {
+            case .f32: v
+            case .f16: HalfConversion.float(fromF16: HalfConversion.f16(from: v))
+            case .bf16: HalfConversion.float(fromBF16: HalfConversion.bf16(from: v))
+            }
+        }
+        let w2 = folded.weight.floats().map(stored), b2 = folded.bias.floats(), sums = folded.rowSums.floats()
+        // Row sums are exactly those of the stored values.
+        for r in 0..<rows {
+            #expect(abs(sums[r] - (0..<columns).reduce(Float(0)) { $0 + w2[r * columns + $1] }) <= 1e-4)
+        }
+        func statistics(_ v: [Float]) -> (mean: Float, inv: Float) {
+            let mean = v.reduce(0, +) / Float(columns)
+            return (mean, 1 / ((v.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Float(columns)) + eps).squareRoot())
+        }
+        let (mean, inv) = statistics(x)
+        // The small-batch path sees the residual stream rounded to the storage type, and takes its statistics there.
+        let x16 = x.map(stored), (mean16, inv16) = statistics(x16)
+        let tolerance: Float = type == .f32 ? 1e-4 : type == .f16 ? 3e-3 : 2e-2
+        for r in 0..<rows {
+            var expected = Double(bias[r]), afterNorm = Double(b2[r]), raw = 0.0
+            for k in 0..<columns {
+                let normalised = (x[k] - mean) * inv
+                expected += Double(normalised * gamma[k] + beta[k]) * Double(weight[r * columns + k])
+                afterNorm += Double(normalised) * Double(w2[r * columns + k])  // large-batch path: x̂·W'ᵀ + b'
+                raw += Double(x16[k]) * Double(w2[r * columns + k])  // small-batch path: s·(x·W'ᵀ − mu·c) + b'
+            }
+            let fromRaw = Double(inv16) * (raw - Double(mean16) * Double(sums[r])) + Double(b2[r])
+            let scale = max(1, abs(expected))
+            #expect(abs(afterNorm - expected) / scale <= Double(tolerance), "row \(r): \(afterNorm) vs \(expected)")
+            #expect(abs(fromRaw - expected) / scale <= Double(tolerance), "row \(r): \(fromRaw) vs \(expected)")
+        }
     }
 
     @Test("cuLaunchKernelEx's hand-declared structs have cuda.h's layout")

@@ -1,20 +1,23 @@
 // Small-batch linear layers for 16-bit activations (fp16 / bf16), sm_90 and later: the whole transformer block in five
 // kernels, each launched as a programmatic dependent of the one before (PDL) so its weights stream into shared memory
-// while the previous kernel still runs, and as a thread-block cluster whose CTAs share work through distributed
-// shared memory. Compiled after attention_mma.cu in the same NVRTC program (it uses that file's pack2, mma16816,
+// while the previous kernel still runs. Compiled after attention_mma.cu in the same NVRTC program (it uses that file's pack2, mma16816,
 // shared_address, copy_async16, allow_dependents and wait_for_producer).
 //
 //   ln_linear:        out[M, N] = act(LayerNorm(x)[M, K] · Wᵀ + bias), 16-bit out; act = none, exact-erf GELU, QuickGELU
-//   linear_residual:  x[M, N] += A[M, K] · Wᵀ + bias, fp32 residual stream, K split over the CTAs of a cluster
+//   linear_residual:  x[M, N] += A[M, K] · Wᵀ + bias, fp32 residual stream (and its 16-bit copy), K split over the
+//                     CTAs of a cluster
 //
 // W is PyTorch's Linear weight [N, K] row-major, which is exactly the "col" B operand of mma.m16n8k16. A CTA of 8 warps
 // computes a 64 x 32 tile: warp w owns rows 16(w % 4)..+15, all four 8-column n-tiles and half of K (w / 4); the
 // second half's sums are added to the first through shared memory, in that order. Every operand sits in shared
 // memory with rows padded by 8 halves, so the 8 rows an ldmatrix reads fall on different banks.
 //
-// ln_linear: the CTAs of a cluster (consecutive n-tiles) need the same normalised rows, so each normalises a share of
-// them and writes the 16-bit result into every CTA's A tile.
-// linear_residual: the CTAs of a cluster take slices of K for one output tile; the first adds the others' partial
+// ln_linear never normalises a row. The engine folds LayerNorm's gamma into W (W' = W·diag(gamma), 16-bit) and its
+// beta into the bias (b' = b + W·beta), and keeps c = W'·1 (fp32, from the 16-bit W'). Then for a row x with mean mu
+// and 1/std s, LayerNorm(x)·Wᵀ + b = s·(x·W'ᵀ − mu·c) + b': the mma runs on the raw rows (the 16-bit copy of x that
+// linear_residual writes), the row statistics come from the same tile, and both meet in the epilogue. Each CTA
+// stages the whole 64-row tile itself: no normalisation pass, no cluster barrier before the mma.
+// linear_residual (a thread-block cluster): the CTAs of a cluster take slices of K for one output tile; the first adds the others' partial
 // tiles, read from their shared memory in rank order (so a result never depends on timing), adds bias and residual.
 //
 // At these sizes every kernel is a chain of memory latencies, so loads are issued in batches before their values
@@ -34,14 +37,14 @@ __device__ long long phaseClocks[32];
 #define PHASE(i)
 #endif
 
-__device__ __forceinline__ unsigned cluster_rank() {
-    unsigned r;
-    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
-    return r;
-}
 __device__ __forceinline__ unsigned cluster_size() {
     unsigned r;
     asm volatile("mov.u32 %0, %%cluster_nctarank;" : "=r"(r));
+    return r;
+}
+__device__ __forceinline__ unsigned cluster_rank() {
+    unsigned r;
+    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
     return r;
 }
 // Every thread of every CTA of the cluster; orders shared-memory writes before it with reads after it.
@@ -53,9 +56,6 @@ __device__ __forceinline__ unsigned cluster_address(const void *p, unsigned rank
     unsigned remote;
     asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(shared_address(p)), "r"(rank));
     return remote;
-}
-__device__ __forceinline__ void cluster_store8(unsigned address, uint2 v) {
-    asm volatile("st.shared::cluster.v2.u32 [%0], {%1, %2};" ::"r"(address), "r"(v.x), "r"(v.y) : "memory");
 }
 __device__ __forceinline__ float4 cluster_load16(unsigned address) {
     float4 v;
@@ -170,61 +170,6 @@ __device__ __forceinline__ void tile_bias(float (*b)[2], const float *__restrict
     }
 }
 
-// LayerNorm of the fp32 rows [m0, m0 + 64) of x into the 16-bit A tile (rows of `stride` halves) of every CTA in the
-// cluster: this CTA takes rows rank, rank + C, ...; its warps take those in turn; rows >= `rows` are zero. Two-pass
-// mean and variance in fp32, as the layernorm kernels compute them. K = 128 * VECTORS is a compile-time constant so
-// that no load sits behind a branch.
-template <int BF16, int VECTORS>
-__device__ __forceinline__ void layernorm_to_cluster(const float *__restrict__ x, const float *__restrict__ gamma,
-                                                     const float *__restrict__ beta, float eps, u16 *a, int stride,
-                                                     int m0, int rows) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const unsigned rank = cluster_rank(), size = cluster_size();
-    constexpr int K = VECTORS * 128;
-    float4 gm[VECTORS], bt[VECTORS];
-#pragma unroll
-    for (int i = 0; i < VECTORS; i++) {
-        gm[i] = ((const float4 *)gamma)[i * 32 + lane];
-        bt[i] = ((const float4 *)beta)[i * 32 + lane];
-    }
-    for (int r = rank + size * warp; r < 64; r += size * 8) {
-        u16 *dst = a + r * stride;
-        if (m0 + r >= rows) {  // padding rows: zeros, in every CTA
-            for (unsigned q = 0; q < size; q++)
-#pragma unroll
-                for (int i = 0; i < VECTORS; i++) cluster_store8(cluster_address(dst + (i * 32 + lane) * 4, q), make_uint2(0u, 0u));
-            continue;
-        }
-        float4 v[VECTORS];
-        const float4 *src = (const float4 *)(x + (long)(m0 + r) * K);
-#pragma unroll
-        for (int i = 0; i < VECTORS; i++) v[i] = src[i * 32 + lane];
-        float sum = 0.f, squares = 0.f;
-#pragma unroll
-        for (int i = 0; i < VECTORS; i++) sum += (v[i].x + v[i].y) + (v[i].z + v[i].w);
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-        const float mean = sum * (1.f / K);
-#pragma unroll
-        for (int i = 0; i < VECTORS; i++) {
-            const float dx = v[i].x - mean, dy = v[i].y - mean, dz = v[i].z - mean, dw = v[i].w - mean;
-            squares += (dx * dx + dy * dy) + (dz * dz + dw * dw);
-        }
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) squares += __shfl_xor_sync(0xffffffffu, squares, o);
-        const float inv = rsqrtf(squares * (1.f / K) + eps);
-        uint2 packed[VECTORS];
-#pragma unroll
-        for (int i = 0; i < VECTORS; i++) {
-            packed[i].x = pack2<BF16>((v[i].x - mean) * inv * gm[i].x + bt[i].x, (v[i].y - mean) * inv * gm[i].y + bt[i].y);
-            packed[i].y = pack2<BF16>((v[i].z - mean) * inv * gm[i].z + bt[i].z, (v[i].w - mean) * inv * gm[i].w + bt[i].w);
-        }
-        for (unsigned q = 0; q < size; q++)
-#pragma unroll
-            for (int i = 0; i < VECTORS; i++) cluster_store8(cluster_address(dst + (i * 32 + lane) * 4, q), packed[i]);
-    }
-}
-
 // act: 0 none, 1 GELU with exact erf (nn.GELU), 2 QuickGELU (x · sigmoid(1.702 x)).
 __device__ __forceinline__ float activate(float v, int act) {
     if (act == 1) return 0.5f * v * (1.f + erff(v * 0.70710678118654752f));
@@ -232,88 +177,162 @@ __device__ __forceinline__ float activate(float v, int act) {
     return v;
 }
 
-// grid (N / 32, ceil(M / 64)), clusters of C CTAs along x (C divides N / 32, at most 8), 256 threads, shared
-// (64 + 32) * (K + 8) halves + 8 KB. K is a multiple of 128 up to 1024.
+// The two values of a packed pair of 16-bit floats (low half first).
+template <int BF16> __device__ __forceinline__ float2 unpack2(unsigned v);
+template <> __device__ __forceinline__ float2 unpack2<0>(unsigned v) {
+    float lo, hi;
+    asm("{ .reg .f16 l, h; mov.b32 {l, h}, %2; cvt.f32.f16 %0, l; cvt.f32.f16 %1, h; }" : "=f"(lo), "=f"(hi) : "r"(v));
+    return make_float2(lo, hi);
+}
+template <> __device__ __forceinline__ float2 unpack2<1>(unsigned v) {
+    return make_float2(__uint_as_float(v << 16), __uint_as_float(v & 0xffff0000u));
+}
+
+// The sum of the eight 16-bit values of a 16-byte chunk, after subtracting `mu` and squaring when SQUARES.
+template <int BF16, bool SQUARES>
+__device__ __forceinline__ float chunk_sum(uint4 v, float mu) {
+    const unsigned parts[4] = {v.x, v.y, v.z, v.w};
+    float sum = 0.f;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const float2 p = unpack2<BF16>(parts[i]);
+        sum += SQUARES ? (p.x - mu) * (p.x - mu) + (p.y - mu) * (p.y - mu) : p.x + p.y;
+    }
+    return sum;
+}
+
+// Mean and 1/sqrt(variance + eps) of the A tile's rows rank, rank + C, ... (K columns, rows of `stride` halves), one
+// warp per row, two-pass in fp32 as the layernorm kernels compute them, written into `mean` and `inv` of every CTA of
+// the cluster (C CTAs): each CTA takes 1/C of the rows, as each fetched them.
 template <int BF16>
-__device__ void ln_linear(const float *__restrict__ x, const float *__restrict__ gamma, const float *__restrict__ beta,
-                          float eps, const u16 *__restrict__ weight, const float *__restrict__ bias, u16 *__restrict__ out,
-                          int rows, int K, int N, int act) {
+__device__ __forceinline__ void tile_row_stats(const u16 *a, int stride, int K, float eps, float *mean, float *inv,
+                                               unsigned rank, unsigned size) {
+    const int lane = threadIdx.x & 31, chunks = K >> 3;
+    for (int r = rank + size * (threadIdx.x >> 5); r < 64; r += size * (blockDim.x >> 5)) {
+        const u16 *row = a + r * stride;
+        float sum = 0.f;
+        for (int c = lane; c < chunks; c += 32) sum += chunk_sum<BF16, false>(*(const uint4 *)(row + c * 8), 0.f);
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        const float mu = sum / K;
+        float squares = 0.f;
+        for (int c = lane; c < chunks; c += 32) squares += chunk_sum<BF16, true>(*(const uint4 *)(row + c * 8), mu);
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) squares += __shfl_xor_sync(0xffffffffu, squares, o);
+        if (lane < size) {
+            asm volatile("st.shared::cluster.f32 [%0], %1;" ::"r"(cluster_address(mean + r, lane)), "f"(mu) : "memory");
+            asm volatile("st.shared::cluster.f32 [%0], %1;" ::"r"(cluster_address(inv + r, lane)), "f"(rsqrtf(squares / K + eps))
+                         : "memory");
+        }
+    }
+}
+
+// An mbarrier in shared memory that completes once `bytes` of bulk copies have landed (one arrival: thread 0's).
+__device__ __forceinline__ void mbarrier_init(unsigned long long *bar) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(shared_address(bar)));
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+}
+__device__ __forceinline__ void mbarrier_expect(unsigned long long *bar, unsigned bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(shared_address(bar)), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbarrier_wait(unsigned long long *bar) {
+    asm volatile(
+        "{ .reg .pred done;\n"
+        "wait: mbarrier.try_wait.parity.shared::cta.b64 done, [%0], 0;\n"
+        "@!done bra wait;\n}" ::"r"(shared_address(bar)) : "memory");
+}
+// `bytes` (a multiple of 16) from global `from` to the same shared offset as `to` in every CTA of `mask` (bits =
+// cluster ranks), each completing `bytes` on its mbarrier at the offset of `bar`.
+__device__ __forceinline__ void bulk_copy_multicast(void *to, const void *from, unsigned bytes,
+                                                    unsigned long long *bar, unsigned short mask) {
+    asm volatile(
+        "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1], %2, [%3], %4;"
+        ::"r"(shared_address(to)), "l"(from), "r"(bytes), "r"(shared_address(bar)), "h"(mask) : "memory");
+}
+
+// grid (N / 32, ceil(M / 64)), clusters of C CTAs along x (C divides N / 32, at most 8), 256 threads, shared
+// (64 + 32) * (K + 8) halves + 8.5 KB + 8 bytes. A is rows of x16 (the 16-bit copy of the residual stream), `rowStride`
+// halves apart: the CTAs of a cluster need the same rows, so each fetches every C-th row once with a bulk copy
+// multicast to all of them. K is a multiple of 8 up to 1024. weight is W' (LayerNorm gamma folded in), rowSums its row
+// sums, bias b' (beta folded in). out is 16-bit, or fp32 when outF32 (the projection after ln_post).
+template <int BF16>
+__device__ void ln_linear(const u16 *__restrict__ x16, long rowStride, float eps, const u16 *__restrict__ weight,
+                          const float *__restrict__ rowSums, const float *__restrict__ bias, void *__restrict__ out,
+                          int outF32, int rows, int K, int N, int act) {
     extern __shared__ __align__(16) unsigned char sharedBytes[];
     const int stride = K + 8;
     u16 *a = (u16 *)sharedBytes, *w = a + 64 * stride;
-    float *exchange = (float *)(w + 32 * stride);
+    float *exchange = (float *)(w + 32 * stride), *mean = exchange + 2048, *inv = mean + 64;
+    unsigned long long *landed = (unsigned long long *)(inv + 64);
     const int n0 = blockIdx.x * 32, m0 = blockIdx.y * 64;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const int count = min(64, rows - m0);
     allow_dependents();
     PHASE(0);
     stage_rows(w, weight + (long)n0 * K, K, 0, K, 32, 32);  // weights do not depend on the previous kernel
     asm volatile("cp.async.commit_group;");
-    float b[4][2];
+    float b[4][2], c[4][2];
     tile_bias(b, bias, n0);
+    tile_bias(c, rowSums, n0);
+    // Rows past the batch are zero in every CTA; the others arrive by multicast once the producer is done.
+    for (int i = threadIdx.x; i < (64 - count) * (K >> 3); i += blockDim.x) {
+        Zero16 zero = {0u, 0u, 0u, 0u};
+        *(Zero16 *)(a + (count + i / (K >> 3)) * stride + (i % (K >> 3)) * 8) = zero;
+    }
+    const unsigned rank = cluster_rank(), size = cluster_size();
+    if (threadIdx.x == 0) {
+        mbarrier_init(landed);
+        mbarrier_expect(landed, count * K * 2);
+    }
+    cluster_sync();  // every CTA's barrier is initialised before any copy can complete on it
     wait_for_producer();
     PHASE(1);
-
-    switch (K) {  // the host sends only multiples of 128 up to 1024
-    case 128: layernorm_to_cluster<BF16, 1>(x, gamma, beta, eps, a, stride, m0, rows); break;
-    case 256: layernorm_to_cluster<BF16, 2>(x, gamma, beta, eps, a, stride, m0, rows); break;
-    case 384: layernorm_to_cluster<BF16, 3>(x, gamma, beta, eps, a, stride, m0, rows); break;
-    case 512: layernorm_to_cluster<BF16, 4>(x, gamma, beta, eps, a, stride, m0, rows); break;
-    case 640: layernorm_to_cluster<BF16, 5>(x, gamma, beta, eps, a, stride, m0, rows); break;
-    case 768: layernorm_to_cluster<BF16, 6>(x, gamma, beta, eps, a, stride, m0, rows); break;
-    case 896: layernorm_to_cluster<BF16, 7>(x, gamma, beta, eps, a, stride, m0, rows); break;
-    case 1024: layernorm_to_cluster<BF16, 8>(x, gamma, beta, eps, a, stride, m0, rows); break;
-    default: __trap();
-    }
-    PHASE(2);
+    if (warp == 0)
+        for (int r = rank + size * lane; r < count; r += size * 32)
+            bulk_copy_multicast(a + r * stride, x16 + (m0 + r) * rowStride, K * 2, landed, (unsigned short)((1u << size) - 1));
+    mbarrier_wait(landed);
     asm volatile("cp.async.wait_group 0;" ::: "memory");
-    cluster_sync();  // every CTA's A tile complete (and its W tile: the barrier includes this CTA's threads)
+    __syncthreads();
+    PHASE(2);
+    tile_row_stats<BF16>(a, stride, K, eps, mean, inv, rank, size);
+    // Waited before the epilogue reads the statistics; also, no CTA exits while a copy may still write into it.
+    asm volatile("barrier.cluster.arrive.release;" ::: "memory");
     PHASE(3);
 
     float acc[4][4];
     cta_tile_mma<BF16>(acc, a, w, K, stride, exchange);
     PHASE(5);
+    asm volatile("barrier.cluster.wait.acquire;" ::: "memory");
     if (warp >= 4) return;
-    const int r0 = m0 + warp * 16 + g, r1 = r0 + 8;
+    const int l0 = warp * 16 + g, l1 = l0 + 8, r0 = m0 + l0, r1 = m0 + l1;
+    const float mu0 = mean[l0], s0 = inv[l0], mu1 = mean[l1], s1 = inv[l1];
 #pragma unroll
     for (int j = 0; j < 4; j++) {
         const int col = n0 + j * 8 + 2 * t;
-        if (r0 < rows)
-            *(unsigned *)(out + (long)r0 * N + col) = pack2<BF16>(activate(acc[j][0] + b[j][0], act), activate(acc[j][1] + b[j][1], act));
-        if (r1 < rows)
-            *(unsigned *)(out + (long)r1 * N + col) = pack2<BF16>(activate(acc[j][2] + b[j][0], act), activate(acc[j][3] + b[j][1], act));
+        const float2 v0 = make_float2(activate(s0 * (acc[j][0] - mu0 * c[j][0]) + b[j][0], act),
+                                      activate(s0 * (acc[j][1] - mu0 * c[j][1]) + b[j][1], act));
+        const float2 v1 = make_float2(activate(s1 * (acc[j][2] - mu1 * c[j][0]) + b[j][0], act),
+                                      activate(s1 * (acc[j][3] - mu1 * c[j][1]) + b[j][1], act));
+        if (outF32) {
+            if (r0 < rows) *(float2 *)((float *)out + (long)r0 * N + col) = v0;
+            if (r1 < rows) *(float2 *)((float *)out + (long)r1 * N + col) = v1;
+        } else {
+            if (r0 < rows) *(unsigned *)((u16 *)out + (long)r0 * N + col) = pack2<BF16>(v0.x, v0.y);
+            if (r1 < rows) *(unsigned *)((u16 *)out + (long)r1 * N + col) = pack2<BF16>(v1.x, v1.y);
+        }
     }
     PHASE(6);
 }
 
-// grid (N / 32, splits, ceil(M / 64)), clusters of (1, splits, 1), 256 threads, shared (64 + 32) * (K / splits + 8)
-// halves + 16 KB; K / splits % 64 == 0, splits <= 8.
+// The end of a split-K residual kernel: warps 0-3 of each CTA hold their slice's sums of the 64 x 32 tile (rows m0..,
+// columns n0..) in `acc`. The cluster's first CTA adds the others' tiles (read from their `partial`, 8 KB of shared
+// memory, in rank order, so a result never depends on timing), then bias `b` and the old x, and stores x and its
+// 16-bit copy x16 (the next ln_linear's input). Every thread of every CTA calls it.
 template <int BF16>
-__device__ void linear_residual(const u16 *__restrict__ input, const u16 *__restrict__ weight,
-                                const float *__restrict__ bias, float *__restrict__ x, int rows, int K, int N) {
-    extern __shared__ __align__(16) unsigned char sharedBytes[];
-    const int splits = gridDim.y, columns = K / splits, stride = columns + 8;
-    u16 *a = (u16 *)sharedBytes, *w = a + 64 * stride;
-    float *exchange = (float *)(w + 32 * stride), *partial = exchange + 2048;
-    const int n0 = blockIdx.x * 32, k0 = blockIdx.y * columns, m0 = blockIdx.z * 64;
+__device__ __forceinline__ void finish_residual(float (*acc)[4], const float (*b)[2], float *partial,
+                                                float *__restrict__ x, u16 *__restrict__ x16, int rows, int N, int n0,
+                                                int m0, int splits) {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    allow_dependents();
-    PHASE(10);
-    stage_rows(w, weight + (long)n0 * K, K, k0, columns, 32, 32);
-    asm volatile("cp.async.commit_group;");
-    float b[4][2];
-    tile_bias(b, bias, n0);
-    wait_for_producer();
-    PHASE(11);
-    stage_rows(a, input + (long)m0 * K, K, k0, columns, min(64, rows - m0), 64);
-    asm volatile("cp.async.commit_group;");
-    asm volatile("cp.async.wait_group 0;" ::: "memory");
-    __syncthreads();
-    PHASE(12);
-
-    float acc[4][4];
-    cta_tile_mma<BF16>(acc, a, w, columns, stride, exchange);
-    PHASE(14);
-
     float4 *slot = (float4 *)partial + (warp * 4) * 32 + lane;  // warps 0-3: one float4 per n-tile, in fragment order
     if (splits > 1) {
         const unsigned rank = cluster_rank();
@@ -322,7 +341,6 @@ __device__ void linear_residual(const u16 *__restrict__ input, const u16 *__rest
             for (int j = 0; j < 4; j++) slot[j * 32] = make_float4(acc[j][0], acc[j][1], acc[j][2], acc[j][3]);
         }
         cluster_sync();  // the partial tiles are written
-        PHASE(15);
         if (rank == 0 && warp < 4) {
             float4 p[8][4];
 #pragma unroll
@@ -344,7 +362,6 @@ __device__ void linear_residual(const u16 *__restrict__ input, const u16 *__rest
             }
         }
         cluster_sync();  // read: the other CTAs may exit
-        PHASE(16);
         if (rank != 0) return;
     }
     if (warp >= 4) return;
@@ -360,13 +377,49 @@ __device__ void linear_residual(const u16 *__restrict__ input, const u16 *__rest
 #pragma unroll
     for (int j = 0; j < 4; j++) {
         const int col = n0 + j * 8 + 2 * t;
-        if (r0 < rows)
-            *(float2 *)(x + (long)r0 * N + col) =
-                make_float2(old[j][0].x + (acc[j][0] + b[j][0]), old[j][0].y + (acc[j][1] + b[j][1]));
-        if (r1 < rows)
-            *(float2 *)(x + (long)r1 * N + col) =
-                make_float2(old[j][1].x + (acc[j][2] + b[j][0]), old[j][1].y + (acc[j][3] + b[j][1]));
+        const float2 v0 = make_float2(old[j][0].x + (acc[j][0] + b[j][0]), old[j][0].y + (acc[j][1] + b[j][1]));
+        const float2 v1 = make_float2(old[j][1].x + (acc[j][2] + b[j][0]), old[j][1].y + (acc[j][3] + b[j][1]));
+        if (r0 < rows) {
+            *(float2 *)(x + (long)r0 * N + col) = v0;
+            *(unsigned *)(x16 + (long)r0 * N + col) = pack2<BF16>(v0.x, v0.y);
+        }
+        if (r1 < rows) {
+            *(float2 *)(x + (long)r1 * N + col) = v1;
+            *(unsigned *)(x16 + (long)r1 * N + col) = pack2<BF16>(v1.x, v1.y);
+        }
     }
+}
+
+// grid (N / 32, splits, ceil(M / 64)), clusters of (1, splits, 1), 256 threads, shared (64 + 32) * (K / splits + 8)
+// halves + 16 KB; K / splits % 64 == 0, splits <= 8.
+template <int BF16>
+__device__ void linear_residual(const u16 *__restrict__ input, const u16 *__restrict__ weight,
+                                const float *__restrict__ bias, float *__restrict__ x, u16 *__restrict__ x16, int rows,
+                                int K, int N) {
+    extern __shared__ __align__(16) unsigned char sharedBytes[];
+    const int splits = gridDim.y, columns = K / splits, stride = columns + 8;
+    u16 *a = (u16 *)sharedBytes, *w = a + 64 * stride;
+    float *exchange = (float *)(w + 32 * stride), *partial = exchange + 2048;
+    const int n0 = blockIdx.x * 32, k0 = blockIdx.y * columns, m0 = blockIdx.z * 64;
+    allow_dependents();
+    PHASE(10);
+    stage_rows(w, weight + (long)n0 * K, K, k0, columns, 32, 32);
+    asm volatile("cp.async.commit_group;");
+    float b[4][2];
+    tile_bias(b, bias, n0);
+    wait_for_producer();
+    PHASE(11);
+    stage_rows(a, input + (long)m0 * K, K, k0, columns, min(64, rows - m0), 64);
+    asm volatile("cp.async.commit_group;");
+    asm volatile("cp.async.wait_group 0;" ::: "memory");
+    __syncthreads();
+    PHASE(12);
+
+    float acc[4][4];
+    cta_tile_mma<BF16>(acc, a, w, columns, stride, exchange);
+    PHASE(14);
+
+    finish_residual<BF16>(acc, b, partial, x, x16, rows, N, n0, m0, splits);
     PHASE(17);
 }
 #endif
@@ -374,14 +427,14 @@ __device__ void linear_residual(const u16 *__restrict__ input, const u16 *__rest
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900  // (undefined: the host pass of nvcc, for scripts/device/small_batch_bench.cu)
 // Entry points `<op>_<dtype>` of one storage type (BF16: 0 fp16, 1 bf16); only the engine's precision is built.
 #define CLIPSERVE_SMALL_BATCH_ENTRY_POINTS(BF16, NAME)                                                             \
-    extern "C" __global__ void __launch_bounds__(256) ln_linear_##NAME(const float *x, const float *gamma,          \
-            const float *beta, float eps, const u16 *weight, const float *bias, u16 *out, int rows, int K, int N, \
-            int act) {                                                                                             \
-        ln_linear<BF16>(x, gamma, beta, eps, weight, bias, out, rows, K, N, act);                                  \
+    extern "C" __global__ void __launch_bounds__(256) ln_linear_##NAME(const u16 *x16, long rowStride, float eps,  \
+            const u16 *weight, const float *rowSums, const float *bias, void *out, int outF32, int rows, int K,    \
+            int N, int act) {                                                                                      \
+        ln_linear<BF16>(x16, rowStride, eps, weight, rowSums, bias, out, outF32, rows, K, N, act);                 \
     }                                                                                                              \
     extern "C" __global__ void __launch_bounds__(256) linear_residual_##NAME(const u16 *input, const u16 *weight,  \
-            const float *bias, float *x, int rows, int K, int N) {                                                 \
-        linear_residual<BF16>(input, weight, bias, x, rows, K, N);                                                 \
+            const float *bias, float *x, u16 *x16, int rows, int K, int N) {                                       \
+        linear_residual<BF16>(input, weight, bias, x, x16, rows, K, N);                                            \
     }
 #ifdef CLIPSERVE_F16
 CLIPSERVE_SMALL_BATCH_ENTRY_POINTS(0, f16)

@@ -63,17 +63,77 @@ __device__ void normalize_bytes(const unsigned char *bytes, T *pixels, const flo
         pixels[base + i] = from_float<T>(channel[bytes[base + i]]);
 }
 
-// x[b, t, :] = (t == 0 ? class_embedding : patchOut[b, t - 1, :]) + positional[t, :]; all fp32.
-extern "C" __global__ void embed_f32(const float *patchOut, const float *classEmbedding, const float *positional,
-                                     float *x, int batch, int tokens, int width) {
-    long total = (long)batch * tokens * width;
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
-        int c = (int)(i % width);
-        long row = i / width;
-        int t = (int)(row % tokens);
-        long b = row / tokens;
-        float v = t == 0 ? classEmbedding[c] : patchOut[(b * (tokens - 1) + t - 1) * width + c];
-        x[i] = v + positional[(long)t * width + c];
+// The embeddings and ln_pre in one pass: row r of x = LayerNorm((t == 0 ? class_embedding : patchOut[b, t - 1, :]) +
+// positional[t, :]) (t = r % tokens, b = r / tokens), fp32; when x16 is not null the row is also written rounded to T
+// there (the small-batch block's 16-bit copy of the residual stream). One warp per row, two-pass mean/variance in
+// fp32, the row held in registers (float4 per lane) when width % 128 == 0 and width <= 4 * 32 * MAXV, else read
+// three times (from L1 after the first).
+template <typename T, int MAXV>
+__device__ void embed_layernorm(const float *patchOut, const float *classEmbedding, const float *positional,
+                                const float *gamma, const float *beta, float *x, T *x16, int rows, int tokens,
+                                int width, float eps) {
+    const int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
+    if (warp >= rows) return;
+    const int t = warp % tokens;
+    const float *source = t == 0 ? classEmbedding : patchOut + ((long)(warp / tokens) * (tokens - 1) + t - 1) * width;
+    const float *position = positional + (long)t * width;
+    float *out = x + (long)warp * width;
+    T *out16 = x16 == nullptr ? nullptr : x16 + (long)warp * width;
+    if (width % 128 == 0 && width <= 128 * MAXV) {
+        const int vectors = width >> 7;
+        float4 v[MAXV];
+        float sum = 0.f;
+#pragma unroll
+        for (int i = 0; i < MAXV; i++) {
+            if (i < vectors) {
+                const float4 s = ((const float4 *)source)[i * 32 + lane], p = ((const float4 *)position)[i * 32 + lane];
+                v[i] = make_float4(s.x + p.x, s.y + p.y, s.z + p.z, s.w + p.w);
+                sum += (v[i].x + v[i].y) + (v[i].z + v[i].w);
+            }
+        }
+        const float mean = warp_sum(sum) / width;
+        float squares = 0.f;
+#pragma unroll
+        for (int i = 0; i < MAXV; i++) {
+            if (i < vectors) {
+                const float a = v[i].x - mean, b = v[i].y - mean, c = v[i].z - mean, d = v[i].w - mean;
+                squares += (a * a + b * b) + (c * c + d * d);
+            }
+        }
+        const float inv = rsqrtf(warp_sum(squares) / width + eps);
+#pragma unroll
+        for (int i = 0; i < MAXV; i++) {
+            if (i < vectors) {
+                const int c = (i * 32 + lane) * 4;
+                const float4 g = *(const float4 *)(gamma + c), b = *(const float4 *)(beta + c);
+                const float4 o = make_float4((v[i].x - mean) * inv * g.x + b.x, (v[i].y - mean) * inv * g.y + b.y,
+                                             (v[i].z - mean) * inv * g.z + b.z, (v[i].w - mean) * inv * g.w + b.w);
+                *(float4 *)(out + c) = o;
+                if (out16 != nullptr) {
+                    struct alignas(4 * sizeof(T)) Four { T v[4]; } h;
+                    h.v[0] = from_float<T>(o.x);
+                    h.v[1] = from_float<T>(o.y);
+                    h.v[2] = from_float<T>(o.z);
+                    h.v[3] = from_float<T>(o.w);
+                    *(Four *)(out16 + c) = h;
+                }
+            }
+        }
+        return;
+    }
+    float sum = 0.f;
+    for (int i = lane; i < width; i += 32) sum += source[i] + position[i];
+    const float mean = warp_sum(sum) / width;
+    float squares = 0.f;
+    for (int i = lane; i < width; i += 32) {
+        const float d = source[i] + position[i] - mean;
+        squares += d * d;
+    }
+    const float inv = rsqrtf(warp_sum(squares) / width + eps);
+    for (int i = lane; i < width; i += 32) {
+        const float v = (source[i] + position[i] - mean) * inv * gamma[i] + beta[i];
+        out[i] = v;
+        if (out16 != nullptr) out16[i] = from_float<T>(v);
     }
 }
 
@@ -313,6 +373,11 @@ extern "C" __global__ void l2norm_f32(float *y, int dim) {
                                                       int plane) {                                                 \
         normalize_bytes<T>(bytes, pixels, table, plane);                                                           \
     }                                                                                                              \
+    extern "C" __global__ void embed_layernorm_##NAME(const float *patchOut, const float *classEmbedding,          \
+            const float *positional, const float *gamma, const float *beta, float *x, T *x16, int rows, int tokens, \
+            int width, float eps) {                                                                                \
+        embed_layernorm<T, 10>(patchOut, classEmbedding, positional, gamma, beta, x, x16, rows, tokens, width, eps);\
+    }                                                                                                              \
     extern "C" __global__ void bias_gelu_##NAME(T *h, const float *bias, long rows, int cols, int quick) {        \
         bias_gelu<T>(h, bias, rows, cols, quick);                                                                  \
     }                                                                                                              \
@@ -330,9 +395,8 @@ extern "C" __global__ void l2norm_f32(float *y, int dim) {
     }
 
 // Only the engine's precision is built (NVRTC option -DCLIPSERVE_F32 / _F16 / _BF16): it keeps start-up short.
-// The fp32 LayerNorm is always there: ln_pre works in place on the fp32 residual stream.
-CLIPSERVE_LAYERNORM(float, f32)
 #ifdef CLIPSERVE_F32
+CLIPSERVE_LAYERNORM(float, f32)
 CLIPSERVE_ENTRY_POINTS(float, f32)
 #endif
 #ifdef CLIPSERVE_F16
