@@ -7,7 +7,8 @@ import Foundation
 /// down to a cheaper value, while it stays within `minimumGain` of the best score: a plateau is walked down to
 /// its cheapest end); when any knob moved, every knob is tried again; when none moves, it looks two values away
 /// along each knob once more before stopping. Each candidate is measured once (results are cached) at rising
-/// concurrency until p99 passes the budget or throughput stops rising (for `patience + 1` levels in a row),
+/// concurrency until p99 passes the budget (then bisecting between the last level within it and the first past it,
+/// `edgeRefinements` points) or throughput stops rising (for `patience + 1` levels in a row),
 /// starting from a quarter of the client count where the best candidate so far peaked (walking down from there if
 /// that is already over budget). The search stops when no step improves or
 /// the time budget is spent, and the best so far is reported; the start and the chosen configuration are then
@@ -31,6 +32,10 @@ public struct Tuner {
         /// Levels in a row whose throughput may fail to rise before the concurrency sweep stops (one noisy point
         /// does not end a candidate).
         public var patience = 1
+        /// Extra points between the last client count within the p99 budget and the first over it (bisection):
+        /// the ladder doubles, so the budget's edge may lie anywhere between two of its levels, and more clients
+        /// mean fuller batches.
+        public var edgeRefinements = 2
         /// Re-measure the start and the chosen configuration at the end, each at its best concurrency.
         public var confirm = true
 
@@ -278,10 +283,25 @@ private struct Search {
                     }
                     best = last.imagesPerSecond
                 }
+                // Bisects between the highest level within the budget and `over`, the first level past it.
+                func refineEdge(below: Int, over: Int) async throws {
+                    var low = below, high = over
+                    for _ in 0..<settings.edgeRefinements {
+                        let middle = (low + high) / 2
+                        guard middle > low, middle < high, elapsed() + settings.pointSeconds <= searchDeadline else { return }
+                        if try await measure(middle).fits(p99BudgetMilliseconds: budget) { low = middle } else { high = middle }
+                    }
+                }
                 for level in ladder[(first > 0 ? first + 1 : 0)...] {
                     if !points.isEmpty, elapsed() + settings.pointSeconds > searchDeadline { break }
                     let point = try await measure(level)
-                    guard point.fits(p99BudgetMilliseconds: budget) else { break }
+                    guard point.fits(p99BudgetMilliseconds: budget) else {
+                        if let within = points.last(where: { $0.fits(p99BudgetMilliseconds: budget) && $0.concurrency < level }) {
+                            try await refineEdge(below: within.concurrency, over: level)
+                            points.sort { $0.concurrency < $1.concurrency }
+                        }
+                        break
+                    }
                     if point.imagesPerSecond > best * (1 + settings.minimumGain) {
                         flat = 0
                     } else {

@@ -47,8 +47,22 @@ final class AnalyticTarget: TuneTarget, Sendable {
     }
 
     /// The best images/s of `candidate` within `budget` over every concurrency the tuner may use (0 if none fits).
-    func bestScore(_ candidate: Candidate, space: SearchSpace, budget: Double) -> Double {
-        space.concurrencies(for: candidate).map { point(candidate, concurrency: $0) }
+    /// The best throughput within `budget` over every ladder level and the `refinements` bisection points between
+    /// the last level within the budget and the first past it (where the tuner looks, given a sweep that goes on
+    /// until the budget is passed).
+    func bestScore(_ candidate: Candidate, space: SearchSpace, budget: Double, refinements: Int = 2) -> Double {
+        let ladder = space.concurrencies(for: candidate)
+        var levels = ladder
+        if let over = ladder.firstIndex(where: { point(candidate, concurrency: $0).p99Milliseconds > budget }), over > 0 {
+            var low = ladder[over - 1], high = ladder[over]
+            for _ in 0..<refinements {
+                let middle = (low + high) / 2
+                guard middle > low, middle < high else { break }
+                levels.append(middle)
+                if point(candidate, concurrency: middle).p99Milliseconds <= budget { low = middle } else { high = middle }
+            }
+        }
+        return levels.map { point(candidate, concurrency: $0) }
             .filter { $0.p99Milliseconds <= budget }.map(\.imagesPerSecond).max() ?? 0
     }
 

@@ -87,10 +87,23 @@ struct TunerTests {
         settings.patience = patience
         let outcome = await Tuner(settings: settings, elapsed: target.elapsed).run(target: target)
         var warmStarts = 0
+        var refined = 0
         for result in outcome.results {
-            let levels = result.measurements.map(\.concurrency)
             let ladder = space.concurrencies(for: result.candidate)
-            // A contiguous run of the ladder: from one client, or (warm start) from a quarter of the best
+            let all = result.measurements.map(\.concurrency)
+            #expect(all == all.sorted(), "points in rising order of clients")
+            // Points off the ladder bisect the budget's edge: between the last ladder level within it and the
+            // first past it, at most `edgeRefinements` of them.
+            let edge = result.measurements.filter { !ladder.contains($0.concurrency) }
+            if !edge.isEmpty {
+                refined += 1
+                #expect(edge.count <= settings.edgeRefinements)
+                let within = try #require(result.measurements.last { ladder.contains($0.concurrency) && $0.p99Milliseconds <= 500 })
+                let over = try #require(result.measurements.first { ladder.contains($0.concurrency) && $0.p99Milliseconds > 500 })
+                #expect(edge.allSatisfy { $0.concurrency > within.concurrency && $0.concurrency < over.concurrency })
+            }
+            let levels = all.filter { ladder.contains($0) }
+            // The ladder's levels are a contiguous run: from one client, or (warm start) from a quarter of the best
             // candidate's client count so far, walking down from there only while over budget.
             let from = try #require(ladder.firstIndex(of: levels[0]))
             #expect(levels == Array(ladder[from..<min(ladder.count, from + levels.count)]))
@@ -104,6 +117,7 @@ struct TunerTests {
             #expect(result.measurements.last!.p99Milliseconds > 500 || flat, "\(result.candidate): \(rates)")
         }
         #expect(warmStarts > 0, "every candidate's sweep began at one client")
+        #expect(refined > 0, "no sweep bisected the budget's edge")
     }
 
     @Test func stopsWhenTheTimeBudgetIsSpentAndReportsTheBestSoFar() async throws {
