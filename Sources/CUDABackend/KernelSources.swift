@@ -532,11 +532,11 @@ __device__ void ln_linear(const u16 *__restrict__ x16, long rowStride, float eps
         *(Zero16 *)(a + (count + i / (K >> 3)) * stride + (i % (K >> 3)) * 8) = zero;
     }
     const unsigned rank = cluster_rank(), size = cluster_size();
-    if (threadIdx.x == 0) {
-        mbarrier_init(landed);
-        mbarrier_expect(landed, count * K * 2);
-    }
+    if (threadIdx.x == 0) mbarrier_init(landed);
     cluster_sync();  // every CTA's barrier is initialised before any copy can complete on it
+    // The expected bytes may be posted after other CTAs' copies have begun to complete (the transaction count goes
+    // below zero meanwhile); the phase cannot complete before this arrival.
+    if (threadIdx.x == 0) mbarrier_expect(landed, count * K * 2);
     wait_for_producer();
     PHASE(1);
     if (warp == 0)
