@@ -242,7 +242,8 @@ __device__ __forceinline__ void mbarrier_wait(unsigned long long *bar) {
         "@!done bra wait;\n}" ::"r"(shared_address(bar)) : "memory");
 }
 // `bytes` (a multiple of 16) from global `from` to the same shared offset as `to` in every CTA of `mask` (bits =
-// cluster ranks), each completing `bytes` on its mbarrier at the offset of `bar`.
+// cluster ranks), each completing `bytes` on its mbarrier at the offset of `bar`. (ptxas advises the sm_90a target for
+// .multicast::cluster, warning of reduced performance on some later architectures; measured on sm_90 only.)
 __device__ __forceinline__ void bulk_copy_multicast(void *to, const void *from, unsigned bytes,
                                                     unsigned long long *bar, unsigned short mask) {
     asm volatile(
