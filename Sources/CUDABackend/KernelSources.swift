@@ -765,6 +765,22 @@ __device__ void normalize_bytes(const unsigned char *bytes, T *pixels, const flo
         pixels[base + i] = from_float<T>(channel[bytes[base + i]]);
 }
 
+// Mean and 1/sqrt(variance + eps) of a row held in registers, `vectors` float4 per lane, given this lane's sum of
+// its values (taken while loading them): two-pass in fp32 over the warp.
+template <int MAXV>
+__device__ __forceinline__ float2 register_row_stats(const float4 *v, int vectors, int width, float eps, float sum) {
+    const float mean = warp_sum(sum) / width;
+    float squares = 0.f;
+#pragma unroll
+    for (int i = 0; i < MAXV; i++) {
+        if (i < vectors) {
+            const float a = v[i].x - mean, b = v[i].y - mean, c = v[i].z - mean, d = v[i].w - mean;
+            squares += (a * a + b * b) + (c * c + d * d);
+        }
+    }
+    return make_float2(mean, rsqrtf(warp_sum(squares) / width + eps));
+}
+
 // The embeddings and ln_pre in one pass: row r of x = LayerNorm((t == 0 ? class_embedding : patchOut[b, t - 1, :]) +
 // positional[t, :]) (t = r % tokens, b = r / tokens), fp32; when x16 is not null the row is also written rounded to T
 // there (the small-batch block's 16-bit copy of the residual stream). One warp per row, two-pass mean/variance in
@@ -793,16 +809,8 @@ __device__ void embed_layernorm(const float *patchOut, const float *classEmbeddi
                 sum += (v[i].x + v[i].y) + (v[i].z + v[i].w);
             }
         }
-        const float mean = warp_sum(sum) / width;
-        float squares = 0.f;
-#pragma unroll
-        for (int i = 0; i < MAXV; i++) {
-            if (i < vectors) {
-                const float a = v[i].x - mean, b = v[i].y - mean, c = v[i].z - mean, d = v[i].w - mean;
-                squares += (a * a + b * b) + (c * c + d * d);
-            }
-        }
-        const float inv = rsqrtf(warp_sum(squares) / width + eps);
+        const float2 stats = register_row_stats<MAXV>(v, vectors, width, eps, sum);
+        const float mean = stats.x, inv = stats.y;
 #pragma unroll
         for (int i = 0; i < MAXV; i++) {
             if (i < vectors) {
@@ -881,16 +889,8 @@ __device__ void layernorm_registers(const float *x, long inStride, T *y, const f
             sum += (v[i].x + v[i].y) + (v[i].z + v[i].w);
         }
     }
-    const float mean = warp_sum(sum) / width;
-    float squares = 0.f;
-#pragma unroll
-    for (int i = 0; i < MAXV; i++) {
-        if (i < vectors) {
-            float a = v[i].x - mean, b = v[i].y - mean, c = v[i].z - mean, d = v[i].w - mean;
-            squares += (a * a + b * b) + (c * c + d * d);
-        }
-    }
-    const float inv = rsqrtf(warp_sum(squares) / width + eps);
+    const float2 stats = register_row_stats<MAXV>(v, vectors, width, eps, sum);
+    const float mean = stats.x, inv = stats.y;
     T *out = y + (long)warp * width;
 #pragma unroll
     for (int i = 0; i < MAXV; i++) {
