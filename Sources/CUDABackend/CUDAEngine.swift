@@ -135,11 +135,14 @@ public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
         zeroBeta = try upload(TensorData(shape: [w], values: [Float](repeating: 0, count: w)), "LayerNorm beta = 0", [w], as: .f32)
         blocks = try weights.blocks.enumerated().map { i, block in
             let p = "visual.transformer.resblocks.\(i)."
-            for (tensor, name, count) in [(block.ln1Weight, "ln_1.weight", w), (block.ln1Bias, "ln_1.bias", w),
-                                          (block.ln2Weight, "ln_2.weight", w), (block.ln2Bias, "ln_2.bias", w),
-                                          (block.qkvBias, "attn.in_proj_bias", 3 * w), (block.fc1Bias, "mlp.c_fc.bias", m)]
-            where tensor.elementCount != count {
-                throw EngineError.device("cuda: tensor \(p + name) has shape \(tensor.shape), expected [\(count)]")
+            // Folding reads these directly, so their sizes are checked here (upload checks the others).
+            for (tensor, name, shape) in [(block.ln1Weight, "ln_1.weight", [w]), (block.ln1Bias, "ln_1.bias", [w]),
+                                          (block.ln2Weight, "ln_2.weight", [w]), (block.ln2Bias, "ln_2.bias", [w]),
+                                          (block.qkvWeight, "attn.in_proj_weight", [3 * w, w]),
+                                          (block.qkvBias, "attn.in_proj_bias", [3 * w]),
+                                          (block.fc1Weight, "mlp.c_fc.weight", [m, w]), (block.fc1Bias, "mlp.c_fc.bias", [m])]
+            where tensor.elementCount != shape.reduce(1, *) {
+                throw EngineError.device("cuda: tensor \(p + name) has shape \(tensor.shape), expected \(shape)")
             }
             let qkv = Self.foldLayerNorm(
                 weight: block.qkvWeight, bias: block.qkvBias, gamma: block.ln1Weight, beta: block.ln1Bias, rows: 3 * w,
