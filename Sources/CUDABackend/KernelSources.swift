@@ -252,8 +252,9 @@ extern "C" __global__ void __launch_bounds__(256) attention_mma_d80_bf16(const u
     static let smallBatch = ##"""
 // Small-batch linear layers for 16-bit activations (fp16 / bf16), sm_90 and later: the whole transformer block in five
 // kernels, each launched as a programmatic dependent of the one before (PDL) so its weights stream into shared memory
-// while the previous kernel still runs. Compiled after attention_mma.cu in the same NVRTC program (it uses that file's pack2, mma16816,
-// shared_address, copy_async16, allow_dependents and wait_for_producer).
+// while the previous kernel still runs, and as a thread-block cluster. Compiled after attention_mma.cu in the same
+// NVRTC program (it uses that file's pack2, mma16816, shared_address, copy_async16, allow_dependents and
+// wait_for_producer).
 //
 //   ln_linear:        out[M, N] = act(LayerNorm(x)[M, K] · Wᵀ + bias), 16-bit out; act = none, exact-erf GELU, QuickGELU
 //   linear_residual:  x[M, N] += A[M, K] · Wᵀ + bias, fp32 residual stream (and its 16-bit copy), K split over the
@@ -267,9 +268,10 @@ extern "C" __global__ void __launch_bounds__(256) attention_mma_d80_bf16(const u
 // ln_linear never normalises a row. The engine folds LayerNorm's gamma into W (W' = W·diag(gamma), 16-bit) and its
 // beta into the bias (b' = b + W·beta), and keeps c = W'·1 (fp32, from the 16-bit W'). Then for a row x with mean mu
 // and 1/std s, LayerNorm(x)·Wᵀ + b = s·(x·W'ᵀ − mu·c) + b': the mma runs on the raw rows (the 16-bit copy of x that
-// linear_residual writes), the row statistics come from the same tile, and both meet in the epilogue. Each CTA
-// stages the whole 64-row tile itself: no normalisation pass, no cluster barrier before the mma.
-// linear_residual (a thread-block cluster): the CTAs of a cluster take slices of K for one output tile; the first adds the others' partial
+// linear_residual writes), the row statistics come from the same tile, and both meet in the epilogue. The CTAs of a
+// cluster (consecutive n-tiles) need the same rows: each fetches every C-th row once, by a bulk copy multicast to all
+// of them, and computes those rows' statistics for all of them.
+// linear_residual: the CTAs of a cluster take slices of K for one output tile; the first adds the others' partial
 // tiles, read from their shared memory in rank order (so a result never depends on timing), adds bias and residual.
 //
 // At these sizes every kernel is a chain of memory latencies, so loads are issued in batches before their values
