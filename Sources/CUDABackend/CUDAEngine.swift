@@ -180,13 +180,6 @@ public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
         weight: TensorData, bias: TensorData, gamma: TensorData, beta: TensorData, rows: Int, columns: Int, type: DType
     ) -> (weight: TensorData, bias: TensorData, rowSums: TensorData) {
         let g = gamma.floats(), be = beta.floats(), b = bias.floats()
-        @Sendable func stored(_ value: Float) -> Float {
-            switch type {
-            case .f32: value
-            case .f16: HalfConversion.float(fromF16: HalfConversion.f16(from: value))
-            case .bf16: HalfConversion.float(fromBF16: HalfConversion.bf16(from: value))
-            }
-        }
         var foldedBias = [Float](repeating: 0, count: rows), sums = [Float](repeating: 0, count: rows)
         let folded = foldedBias.withUnsafeMutableBytes { biasBytes in
             sums.withUnsafeMutableBytes { sumBytes in
@@ -201,7 +194,7 @@ public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
                                 let value = weight.float(at: r * columns + k), scaled = value * g[k]
                                 shift += Double(value) * Double(be[k])
                                 matrix.pointer.storeBytes(of: scaled, toByteOffset: (r * columns + k) * 4, as: Float.self)
-                                sum += stored(scaled)
+                                sum += type.rounded(scaled)
                             }
                             outputs.bias.pointer.storeBytes(of: Float(shift), toByteOffset: r * 4, as: Float.self)
                             outputs.sums.pointer.storeBytes(of: sum, toByteOffset: r * 4, as: Float.self)

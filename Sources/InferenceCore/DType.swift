@@ -11,6 +11,16 @@ public enum DType: String, Sendable, Hashable, CaseIterable {
         case .f16, .bf16: 2
         }
     }
+
+    /// `value` as this type stores it (round to nearest even), back as a Float.
+    @inline(__always)
+    public func rounded(_ value: Float) -> Float {
+        switch self {
+        case .f32: value
+        case .f16: HalfConversion.float(fromF16: HalfConversion.f16(from: value))
+        case .bf16: HalfConversion.float(fromBF16: HalfConversion.bf16(from: value))
+        }
+    }
 }
 
 /// Converts between the 16-bit formats and `Float` without relying on hardware support.

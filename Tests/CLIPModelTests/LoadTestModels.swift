@@ -183,9 +183,5 @@ func loadError(_ body: () throws -> LoadedModel, sourceLocation: SourceLocation 
 
 /// Values rounded through `dtype`, as a checkpoint of that dtype stores them.
 func rounded(_ values: [Float], _ dtype: DType) -> [Float] {
-    switch dtype {
-    case .f32: values
-    case .f16: values.map { HalfConversion.float(fromF16: HalfConversion.f16(from: $0)) }
-    case .bf16: values.map { HalfConversion.float(fromBF16: HalfConversion.bf16(from: $0)) }
-    }
+    values.map(dtype.rounded)
 }

@@ -96,14 +96,7 @@ struct CUDABackendTests {
             weight: TensorData(shape: [rows, columns], values: weight), bias: TensorData(shape: [rows], values: bias),
             gamma: TensorData(shape: [columns], values: gamma), beta: TensorData(shape: [columns], values: beta),
             rows: rows, columns: columns, type: type)
-        func stored(_ v: Float) -> Float {
-            switch type {
-            case .f32: v
-            case .f16: HalfConversion.float(fromF16: HalfConversion.f16(from: v))
-            case .bf16: HalfConversion.float(fromBF16: HalfConversion.bf16(from: v))
-            }
-        }
-        let w2 = folded.weight.floats().map(stored), b2 = folded.bias.floats(), sums = folded.rowSums.floats()
+        let w2 = folded.weight.floats().map(type.rounded), b2 = folded.bias.floats(), sums = folded.rowSums.floats()
         // Row sums are exactly those of the stored values.
         for r in 0..<rows {
             #expect(abs(sums[r] - (0..<columns).reduce(Float(0)) { $0 + w2[r * columns + $1] }) <= 1e-4)
@@ -114,7 +107,7 @@ struct CUDABackendTests {
         }
         let (mean, inv) = statistics(x)
         // The small-batch path sees the residual stream rounded to the storage type, and takes its statistics there.
-        let x16 = x.map(stored), (mean16, inv16) = statistics(x16)
+        let x16 = x.map(type.rounded), (mean16, inv16) = statistics(x16)
         let tolerance: Float = type == .f32 ? 1e-4 : type == .f16 ? 3e-3 : 2e-2
         for r in 0..<rows {
             var expected = Double(bias[r]), afterNorm = Double(b2[r]), raw = 0.0
