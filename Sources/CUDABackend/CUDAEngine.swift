@@ -44,6 +44,10 @@ public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
 
     /// Why the tensor-core attention kernel could not be built (the scalar kernel is used instead), if it could not.
     public var tensorCoreAttentionError: String? { kernels.tensorCoreAttentionError }
+    /// The smallest batch whose attention runs one CTA per (head, image): at least four per SM. From there on, on
+    /// Hopper with head width 64, attention is the wgmma kernel; below it, the mma.sync kernel spreads a head's query
+    /// tiles over several CTAs.
+    public var wholeHeadAttentionBatch: Int { (4 * device.multiprocessors + spec.heads - 1) / spec.heads }
 
     /// Whether a CUDA driver and a GPU are usable here.
     public static var isAvailable: Bool { CUDADevice.isAvailable }
@@ -90,7 +94,9 @@ public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
         case .bf16: .bf16
         }
         kernels = try CUDAKernels(device: device, dtype: dtype)
-        let attention = kernels.tensorCoreAttentionError == nil ? "mma.sync attention" : "scalar attention"
+        let attention = kernels.tensorCoreAttentionError != nil ? "scalar attention"
+            : spec.headWidth == 64 && kernels.has("attention_wgmma_d64_\(CUDAKernels.suffix(dtype))") ? "wgmma/mma.sync attention"
+            : "mma.sync attention"
         deviceDescription = "cuda:\(deviceOrdinal) \(device.name) (\(device.architecture), \(precision.rawValue), \(attention))"
         // Every power of two: the batcher keeps those up to a context's largest batch and adds that batch itself.
         preferredBatchSizes = (0..<20).map { 1 << $0 }

@@ -487,7 +487,7 @@ public final class CUDAExecutionContext: ExecutionContext {
              .float(eps)])
         try mark("embed+ln_pre")
         try capture?("ln_pre", [b, t, w], x, .f32)
-        let attentionKernel = useTensorCores ? mmaKernel : "attention_d\(headWidth)_\(suffix)"
+        var attentionKernel = useTensorCores ? mmaKernel : "attention_d\(headWidth)_\(suffix)"
         // Each warp owns 16 queries at a time; a CTA of 4 to 8 warps stages a head's K/V once. Pick the CTA size that
         // idles the fewest warps (ties: more warps): 17 query tiles of ViT-L-14 run on 6 warps. With enough
         // (head, image) pairs to fill the GPU, one CTA walks all of a head's tiles (K/V read once); small batches
@@ -497,18 +497,31 @@ public final class CUDAExecutionContext: ExecutionContext {
             let slotsA = (queryTiles + a - 1) / a * a, slotsB = (queryTiles + b - 1) / b * b
             return slotsA != slotsB ? slotsA < slotsB : a > b
         }!
-        let onePerHead = spec.heads * b >= 4 * device.multiprocessors
+        let onePerHead = b >= engine.wholeHeadAttentionBatch
         let tilesPerCTA = onePerHead ? queryTiles : mmaWarps
-        let attentionGridX = useTensorCores ? (queryTiles + tilesPerCTA - 1) / tilesPerCTA : (t + queryTile - 1) / queryTile
-        let attentionBlock = useTensorCores ? 32 * mmaWarps : queryTile
-        let attentionShared = useTensorCores ? mmaShared : CUDAKernels.attentionSharedBytes(headWidth: headWidth)
+        var attentionGridX = useTensorCores ? (queryTiles + tilesPerCTA - 1) / tilesPerCTA : (t + queryTile - 1) / queryTile
+        var attentionBlock = useTensorCores ? 32 * mmaWarps : queryTile
+        var attentionShared = useTensorCores ? mmaShared : CUDAKernels.attentionSharedBytes(headWidth: headWidth)
+        // On Hopper, batches that give every SM several (head, image) pairs take the wgmma kernel: one CTA of one or
+        // two warpgroups per pair (CLIPSERVE_WGMMA_ATTENTION=0 keeps mma.sync).
+        let wgmmaKernel = "attention_wgmma_d64_\(suffix)"
+        let wgmmaShared = CUDAKernels.wgmmaAttentionSharedBytes(tokens: t)
+        if useTensorCores, onePerHead, k.has(wgmmaKernel), wgmmaShared <= device.maxSharedMemoryPerBlock,
+            ProcessInfo.processInfo.environment["CLIPSERVE_WGMMA_ATTENTION"] != "0"
+        {
+            attentionKernel = wgmmaKernel
+            attentionGridX = 1
+            attentionBlock = 128 * CUDAKernels.wgmmaAttentionWarpgroups(tokens: t)
+            attentionShared = wgmmaShared
+        }
+        let wgmmaAttention = attentionKernel == wgmmaKernel
         let scale = 1 / Float(headWidth).squareRoot()
         for (index, block) in e.blocks.enumerated() {
             let label = "resblocks.\(index)"
             var attentionArguments: [KernelArgument] = [
                 .pointer(qkv.pointer), .pointer(attention.pointer), .int32(Int32(t)), .int32(Int32(spec.heads)),
                 .float(scale)]
-            if useTensorCores { attentionArguments.append(.int32(Int32(tilesPerCTA))) }
+            if useTensorCores, !wgmmaAttention { attentionArguments.append(.int32(Int32(tilesPerCTA))) }
             func launchAttention(dependent: Bool) throws {
                 try k.launch(
                     attentionKernel, grid: (attentionGridX, spec.heads, b), block: attentionBlock,
@@ -527,7 +540,7 @@ public final class CUDAExecutionContext: ExecutionContext {
                 outputType: e.dtype, bias: block.qkvBias)
             try mark("gemm qkv")
             try launchAttention(dependent: false)
-            try mark(useTensorCores ? "attention (mma)" : "attention (scalar)")
+            try mark(wgmmaAttention ? "attention (wgmma)" : useTensorCores ? "attention (mma)" : "attention (scalar)")
             try matmul(
                 "\(label).out_proj", m: rows, n: w, k: w, weight: block.outWeight, input: attention, output: x,
                 outputType: .f32, bias: block.outBias, accumulate: true)

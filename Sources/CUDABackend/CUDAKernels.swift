@@ -54,16 +54,18 @@ final class CUDAKernels: @unchecked Sendable {
         if dtype == .f32 {
             attentionError = "not used in fp32"
         } else { do {
+            // Hopper builds for sm_90a, the target with wgmma (attention_wgmma.cu is empty for any other).
             let (mmaCubin, _) = try compiler.cubin(
-                source: KernelSources.attentionMma + "\n" + KernelSources.smallBatch, name: "tensor_core",
-                architecture: device.architecture, defines: [define])
+                source: [KernelSources.attentionMma, KernelSources.smallBatch, KernelSources.attentionWgmma].joined(separator: "\n"),
+                name: "tensor_core", architecture: Self.tensorCoreArchitecture(device), defines: [define])
             try mmaCubin.withUnsafeBytes { bytes in
                 try device.libraries.check(
                     device.libraries.driver.cuModuleLoadData!(&attentionModule, bytes.baseAddress), "cuModuleLoadData(tensor_core)")
             }
             // The small-batch kernels use clusters and programmatic launch: built for sm_90 and later only.
             let smallBatch = device.computeCapability.major >= 9 ? ["ln_linear", "linear_residual"] : []
-            for name in (["attention_mma_d64", "attention_mma_d80"] + smallBatch).map({ "\($0)_\(suffix)" }) {
+            let wgmma = Self.tensorCoreArchitecture(device) == "sm_90a" ? ["attention_wgmma_d64"] : []
+            for name in (["attention_mma_d64", "attention_mma_d80"] + smallBatch + wgmma).map({ "\($0)_\(suffix)" }) {
                 let function = try Self.function(name, in: attentionModule!, device: device)
                 try device.libraries.check(
                     device.libraries.driver.cuFuncSetAttribute!(
@@ -106,6 +108,23 @@ final class CUDAKernels: @unchecked Sendable {
     static func tensorCoreAttentionSharedBytes(tokens: Int, headWidth: Int) -> Int {
         let padded = (tokens + 15) / 16 * 16
         return 2 * padded * (headWidth + 8) * 2
+    }
+
+    /// The tensor-core program's target: sm_90a (wgmma) on compute capability 9.0, else the device's own.
+    static func tensorCoreArchitecture(_ device: CUDADevice) -> String {
+        device.architecture == "sm_90" ? "sm_90a" : device.architecture
+    }
+
+    /// Warpgroups per CTA of the wgmma attention: two, or one when a head has a single 64-row query tile.
+    static func wgmmaAttentionWarpgroups(tokens: Int) -> Int { tokens > 64 ? 2 : 1 }
+
+    /// Shared memory of the wgmma attention (attention_wgmma.cu) for `tokens` keys, head width 64: K and V in blocks
+    /// of 64 rows (the last 16 rows when at most 16 keys remain in it), 128 bytes a row; two 64-row query buffers per
+    /// warpgroup; 1 KB to align the tiles to the swizzle's 1024 bytes.
+    static func wgmmaAttentionSharedBytes(tokens: Int) -> Int {
+        let last = (tokens - 1) / 64 * 64
+        let keyRows = last + (tokens - last <= 16 ? 16 : 64)
+        return 1024 + 2 * keyRows * 128 + wgmmaAttentionWarpgroups(tokens: tokens) * 2 * 64 * 128
     }
 
     /// Whether `hasFunction(name)` can launch.

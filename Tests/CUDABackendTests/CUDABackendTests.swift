@@ -50,12 +50,25 @@ private func cosine(_ a: ArraySlice<Float>, _ b: ArraySlice<Float>) -> Float {
 struct CUDABackendTests {
     @Test("embedded kernel sources equal Kernels/*.cu (run scripts/device/embed_kernels.sh)",
           arguments: [("vit_kernels", KernelSources.vitKernels), ("attention_mma", KernelSources.attentionMma),
-                      ("small_batch", KernelSources.smallBatch)])
+                      ("small_batch", KernelSources.smallBatch), ("attention_wgmma", KernelSources.attentionWgmma)])
     func embeddedSourcesMatchResource(name: String, embedded: String) throws {
         let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Sources/CUDABackend/Kernels/\(name).cu")
         let text = try String(contentsOf: file, encoding: .utf8)
         #expect(text.trimmingCharacters(in: .newlines) == embedded.trimmingCharacters(in: .newlines))
+    }
+
+    @Test("wgmma attention: K/V rows in 64-key blocks with a 16-row tail, warpgroups and shared memory per CTA")
+    func wgmmaAttentionSharedMemory() {
+        // 1 KB of alignment + K and V (128 bytes a row) + two 8 KB query buffers per warpgroup.
+        #expect(CUDAKernels.wgmmaAttentionSharedBytes(tokens: 257) == 1024 + 2 * 272 * 128 + 2 * 16384)  // ViT-L-14: 4·64 + 16 rows
+        #expect(CUDAKernels.wgmmaAttentionSharedBytes(tokens: 197) == 1024 + 2 * 208 * 128 + 2 * 16384)  // ViT-B-16: 3·64 + 16
+        #expect(CUDAKernels.wgmmaAttentionSharedBytes(tokens: 50) == 1024 + 2 * 64 * 128 + 16384)  // ViT-B-32: one tile, one warpgroup
+        #expect(CUDAKernels.wgmmaAttentionSharedBytes(tokens: 240) == 1024 + 2 * 256 * 128 + 2 * 16384)  // 48 in the last block: 64 rows
+        #expect(CUDAKernels.wgmmaAttentionWarpgroups(tokens: 64) == 1 && CUDAKernels.wgmmaAttentionWarpgroups(tokens: 65) == 2)
+        // Two CTAs per SM for ViT-L-14 (sm_90: 228 KB per SM, 1 KB reserved per CTA); ViT-L-14 at 336 px still fits one.
+        #expect(2 * (CUDAKernels.wgmmaAttentionSharedBytes(tokens: 257) + 1024) <= 233_472)
+        #expect(CUDAKernels.wgmmaAttentionSharedBytes(tokens: 577) <= 232_448)
     }
 
     @Test("small-batch block: K split over the fewest CTAs that bring a slice to 768 columns, within shared memory")

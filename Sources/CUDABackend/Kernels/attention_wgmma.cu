@@ -1,0 +1,250 @@
+// Hopper (sm_90a) multi-head attention with warpgroup MMA (wgmma) for 16-bit activations, head width 64, for large
+// batches. Compiled after attention_mma.cu in the same NVRTC program (it uses that file's u16, pack2, shared_address,
+// copy_async16, Zero16, allow_dependents and wait_for_producer). Built only for the sm_90a target; elsewhere the file
+// is empty and the engine keeps the mma.sync kernel.
+//
+// One CTA of two warpgroups per (head, image), one when the sequence is a single query tile. K and V of the whole
+// sequence sit in shared memory in the 128-byte swizzled layout that wgmma reads directly (row r of 64 halves at
+// r·128 bytes, its 16-byte chunk c stored at chunk c ^ (r mod 8)), zero-padded to the key blocks below. The query
+// tiles of 64 rows are shared out between the warpgroups (tile i to warpgroup i mod 2); each warpgroup loads its tile
+// into its own swizzled buffer, and the next one while it computes.
+//
+// Per tile, over blocks of 64 keys (the last block 16 keys when no more than 16 remain, so ViT-L-14's 257 tokens take
+// 4·64 + 16):
+//   S = Q·Kᵀ   wgmma m64nNk16, Q and K from shared memory (K-major), fp32 accumulators in registers;
+//   softmax    exact, in fp32, running max and sum per row (as attention_mma.cu);
+//   O += P·V   wgmma m64n64k16 with P from registers (the accumulator layout of S is the A-fragment layout) and V
+//              from shared memory (N-major: the transposed-B form).
+// A warp of the group holds rows 16w..16w+15 of the tile: the same fragments as mma.sync m16n8k16, so the softmax
+// code is the mma kernel's.
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+
+// wgmma shared-memory descriptor: 128-byte swizzle (bits 62–63 = 1), 1024 bytes between groups of 8 rows (stride
+// byte offset, bits 32–45, in 16-byte units), start address in 16-byte units (bits 0–13). The leading byte offset
+// (bits 16–29) steps between 64-column atoms of an N-major operand; with 64 columns there is one, so it is never used
+// here (also 1024). The tile must start on a 1024-byte boundary for the swizzle to line up; moving along K inside the
+// 128-byte row adds to the start address.
+__device__ __forceinline__ unsigned long long wgmma_descriptor(const void *tile) {
+    return (unsigned long long)((shared_address(tile) & 0x3FFFF) >> 4) | (64ull << 16) | (64ull << 32) | (1ull << 62);
+}
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
+// Keeps the compiler from moving reads of accumulator registers above wgmma_wait_all.
+template <int N> __device__ __forceinline__ void wgmma_hold(float (&d)[N]) {
+#pragma unroll
+    for (int i = 0; i < N; i++) asm volatile("" : "+f"(d[i])::"memory");
+}
+
+#define CLIPSERVE_OUT8(d, i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), "+f"(d[i + 7])
+
+// S (+)= A·Bᵀ for a 64 x N tile, A and B in shared memory, both K-major. accumulate = 0 overwrites S.
+template <int BF16, int N> __device__ __forceinline__ void wgmma_ss(float (&s)[N / 2], unsigned long long a, unsigned long long b, int accumulate);
+#define CLIPSERVE_WGMMA_SS_N64(TYPE)                                                                                 \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                                        \
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE " "                                     \
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                          \
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "                \
+                 "%32, %33, p, 1, 1, 0, 0;\n}\n"                                                                    \
+                 : CLIPSERVE_OUT8(s, 0), CLIPSERVE_OUT8(s, 8), CLIPSERVE_OUT8(s, 16), CLIPSERVE_OUT8(s, 24)       \
+                 : "l"(a), "l"(b), "r"(accumulate))
+#define CLIPSERVE_WGMMA_SS_N16(TYPE)                                                                                 \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %10, 0;\n"                                                        \
+                 "wgmma.mma_async.sync.aligned.m64n16k16.f32." TYPE "." TYPE " "                                     \
+                 "{%0, %1, %2, %3, %4, %5, %6, %7}, %8, %9, p, 1, 1, 0, 0;\n}\n"                                    \
+                 : CLIPSERVE_OUT8(s, 0)                                                                             \
+                 : "l"(a), "l"(b), "r"(accumulate))
+template <> __device__ __forceinline__ void wgmma_ss<0, 64>(float (&s)[32], unsigned long long a, unsigned long long b, int accumulate) { CLIPSERVE_WGMMA_SS_N64("f16"); }
+template <> __device__ __forceinline__ void wgmma_ss<1, 64>(float (&s)[32], unsigned long long a, unsigned long long b, int accumulate) { CLIPSERVE_WGMMA_SS_N64("bf16"); }
+template <> __device__ __forceinline__ void wgmma_ss<0, 16>(float (&s)[8], unsigned long long a, unsigned long long b, int accumulate) { CLIPSERVE_WGMMA_SS_N16("f16"); }
+template <> __device__ __forceinline__ void wgmma_ss<1, 16>(float (&s)[8], unsigned long long a, unsigned long long b, int accumulate) { CLIPSERVE_WGMMA_SS_N16("bf16"); }
+
+// O += P·V for a 64 x 64 tile and 16 keys: P from registers (A fragment), V in shared memory N-major (transposed B).
+template <int BF16> __device__ __forceinline__ void wgmma_rs(float (&o)[32], const unsigned (&p)[4], unsigned long long v);
+#define CLIPSERVE_WGMMA_RS(TYPE)                                                                                     \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"                                                        \
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE " "                                     \
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                          \
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "                \
+                 "{%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"                                                     \
+                 : CLIPSERVE_OUT8(o, 0), CLIPSERVE_OUT8(o, 8), CLIPSERVE_OUT8(o, 16), CLIPSERVE_OUT8(o, 24)       \
+                 : "r"(p[0]), "r"(p[1]), "r"(p[2]), "r"(p[3]), "l"(v), "r"(1))
+template <> __device__ __forceinline__ void wgmma_rs<0>(float (&o)[32], const unsigned (&p)[4], unsigned long long v) { CLIPSERVE_WGMMA_RS("f16"); }
+template <> __device__ __forceinline__ void wgmma_rs<1>(float (&o)[32], const unsigned (&p)[4], unsigned long long v) { CLIPSERVE_WGMMA_RS("bf16"); }
+
+// Rows of K and V kept in shared memory for `tokens` keys: blocks of 64, the last one 16 rows when at most 16 keys
+// remain in it. (CUDAKernels.wgmmaAttentionSharedBytes computes the same.)
+__device__ __forceinline__ int wgmma_key_rows(int tokens) {
+    const int last = (tokens - 1) / 64 * 64;
+    return last + (tokens - last <= 16 ? 16 : 64);
+}
+
+// Copies 64-half rows [first, first + rows) of one head (column offset `column` of the fused QKV rows) into a swizzled
+// tile, zeros for rows at or past `tokens`. `threads` threads, numbered `thread`, share the work.
+__device__ __forceinline__ void load_swizzled(u16 *tile, const u16 *base, long stride, int column, int first, int rows,
+                                              int tokens, int thread, int threads) {
+    for (int i = thread; i < rows * 8; i += threads) {
+        const int r = i >> 3, c = i & 7;
+        u16 *dst = tile + r * 64 + ((c ^ (r & 7)) << 3);
+        if (first + r < tokens) {
+            copy_async16(dst, base + (first + r) * stride + column + c * 8);
+        } else {
+            Zero16 zero = {0u, 0u, 0u, 0u};
+            *(Zero16 *)dst = zero;
+        }
+    }
+}
+
+// Makes this thread's finished cp.async and plain shared-memory writes visible to wgmma (the async proxy); a barrier
+// must follow before another thread's wgmma reads them.
+__device__ __forceinline__ void copies_visible_to_wgmma() {
+    asm volatile("cp.async.wait_group 0;\nfence.proxy.async.shared::cta;" ::: "memory");
+}
+
+// One block of N keys starting at k0: scores, the running softmax and O += P·V.
+template <int BF16, int N>
+__device__ __forceinline__ void attention_wgmma_block(float (&o)[32], float &m0, float &m1, float &l0, float &l1,
+                                                      unsigned long long qDesc, const u16 *keys, const u16 *values,
+                                                      int k0, int tokens, float scale2, int t) {
+    const float negInf = __int_as_float(0xff800000);
+    float s[N / 2];
+    const unsigned long long kDesc = wgmma_descriptor(keys + k0 * 64);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) wgmma_ss<BF16, N>(s, qDesc + 2 * kk, kDesc + 2 * kk, kk);  // +32 bytes along d
+    wgmma_commit();
+    wgmma_wait_all();
+    wgmma_hold(s);
+
+    float mx0 = negInf, mx1 = negInf;
+#pragma unroll
+    for (int j = 0; j < N / 8; j++) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int key = k0 + j * 8 + 2 * t + (e & 1);
+            s[4 * j + e] = key < tokens ? s[4 * j + e] * scale2 : negInf;
+        }
+        mx0 = fmaxf(mx0, fmaxf(s[4 * j], s[4 * j + 1]));
+        mx1 = fmaxf(mx1, fmaxf(s[4 * j + 2], s[4 * j + 3]));
+    }
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+    const float n0 = fmaxf(m0, mx0), n1 = fmaxf(m1, mx1);
+    const float c0 = exp2f(m0 - n0), c1 = exp2f(m1 - n1);
+    m0 = n0;
+    m1 = n1;
+    l0 *= c0;
+    l1 *= c1;
+#pragma unroll
+    for (int n = 0; n < 8; n++) {
+        o[4 * n] *= c0;
+        o[4 * n + 1] *= c0;
+        o[4 * n + 2] *= c1;
+        o[4 * n + 3] *= c1;
+    }
+#pragma unroll
+    for (int j = 0; j < N / 8; j++) {
+        s[4 * j] = exp2f(s[4 * j] - n0);
+        s[4 * j + 1] = exp2f(s[4 * j + 1] - n0);
+        s[4 * j + 2] = exp2f(s[4 * j + 2] - n1);
+        s[4 * j + 3] = exp2f(s[4 * j + 3] - n1);
+        l0 += s[4 * j] + s[4 * j + 1];
+        l1 += s[4 * j + 2] + s[4 * j + 3];
+    }
+    unsigned p[N / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < N / 16; kk++) {
+        p[kk][0] = pack2<BF16>(s[8 * kk], s[8 * kk + 1]);
+        p[kk][1] = pack2<BF16>(s[8 * kk + 2], s[8 * kk + 3]);
+        p[kk][2] = pack2<BF16>(s[8 * kk + 4], s[8 * kk + 5]);
+        p[kk][3] = pack2<BF16>(s[8 * kk + 6], s[8 * kk + 7]);
+    }
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < N / 16; kk++) wgmma_rs<BF16>(o, p[kk], wgmma_descriptor(values + (k0 + 16 * kk) * 64));
+    wgmma_commit();
+    wgmma_wait_all();
+    wgmma_hold(o);
+}
+
+template <int BF16>
+__device__ void attention_wgmma(const u16 *qkv, u16 *out, int tokens, int heads, float scale) {
+    extern __shared__ __align__(1024) unsigned char wgmmaShared[];
+    allow_dependents();
+    wait_for_producer();  // qkv comes from the kernel before (when launched as its dependent)
+    // The swizzle pattern repeats every 1024 bytes and wgmma expects tiles aligned to it.
+    u16 *keys = (u16 *)(wgmmaShared + ((1024 - (shared_address(wgmmaShared) & 1023)) & 1023));
+    const int keyRows = wgmma_key_rows(tokens);
+    u16 *values = keys + keyRows * 64;
+    const int warpgroups = blockDim.x >> 7, wg = threadIdx.x >> 7, thread = threadIdx.x & 127;
+    u16 *queries = values + keyRows * 64 + wg * 2 * 64 * 64;  // two 8 KB buffers per warpgroup
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int width = heads * 64;
+    const long stride = 3L * width;
+    const u16 *base = qkv + (long)b * tokens * stride;
+    const int warp = thread >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const int tiles = (tokens + 63) / 64;
+    const float scale2 = scale * 1.4426950408889634f;  // exp(x·scale − m) as exp2 of pre-scaled scores
+    const float negInf = __int_as_float(0xff800000);
+
+    load_swizzled(keys, base, stride, width + h * 64, 0, keyRows, tokens, threadIdx.x, blockDim.x);
+    load_swizzled(values, base, stride, 2 * width + h * 64, 0, keyRows, tokens, threadIdx.x, blockDim.x);
+    if (wg < tiles) load_swizzled(queries, base, stride, h * 64, wg * 64, 64, tokens, thread, 128);
+    asm volatile("cp.async.commit_group;");
+    copies_visible_to_wgmma();
+    __syncthreads();
+
+    for (int tile = wg, pass = 0; tile < tiles; tile += warpgroups, pass++) {
+        u16 *q = queries + (pass & 1) * 64 * 64;
+        const int next = tile + warpgroups;
+        if (next < tiles) {  // the next tile's rows load while this one computes
+            load_swizzled(queries + ((pass + 1) & 1) * 64 * 64, base, stride, h * 64, next * 64, 64, tokens, thread, 128);
+            asm volatile("cp.async.commit_group;");
+        }
+        const unsigned long long qDesc = wgmma_descriptor(q);
+        float o[32];
+#pragma unroll
+        for (int i = 0; i < 32; i++) o[i] = 0.f;
+        float m0 = negInf, m1 = negInf, l0 = 0.f, l1 = 0.f;
+        for (int k0 = 0; k0 < tokens; k0 += 64) {
+            if (tokens - k0 <= 16) {
+                attention_wgmma_block<BF16, 16>(o, m0, m1, l0, l1, qDesc, keys, values, k0, tokens, scale2, t);
+            } else {
+                attention_wgmma_block<BF16, 64>(o, m0, m1, l0, l1, qDesc, keys, values, k0, tokens, scale2, t);
+            }
+        }
+        l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+        l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+        l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+        l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+        const float inv0 = 1.f / l0, inv1 = 1.f / l1;
+        const int r0 = tile * 64 + warp * 16 + g, r1 = r0 + 8;
+#pragma unroll
+        for (int n = 0; n < 8; n++) {
+            const int col = h * 64 + n * 8 + 2 * t;
+            if (r0 < tokens) *(unsigned *)(out + ((long)b * tokens + r0) * width + col) = pack2<BF16>(o[4 * n] * inv0, o[4 * n + 1] * inv0);
+            if (r1 < tokens) *(unsigned *)(out + ((long)b * tokens + r1) * width + col) = pack2<BF16>(o[4 * n + 2] * inv1, o[4 * n + 3] * inv1);
+        }
+        if (next < tiles) {
+            copies_visible_to_wgmma();
+            asm volatile("bar.sync %0, 128;" ::"r"(1 + wg) : "memory");  // this warpgroup's threads only
+        }
+    }
+}
+
+#ifdef CLIPSERVE_F16
+extern "C" __global__ void __launch_bounds__(256, 2) attention_wgmma_d64_f16(const u16 *qkv, u16 *out, int tokens, int heads, float scale) {
+    attention_wgmma<0>(qkv, out, tokens, heads, scale);
+}
+#endif
+#ifdef CLIPSERVE_BF16
+extern "C" __global__ void __launch_bounds__(256, 2) attention_wgmma_d64_bf16(const u16 *qkv, u16 *out, int tokens, int heads, float scale) {
+    attention_wgmma<1>(qkv, out, tokens, heads, scale);
+}
+#endif
+
+#endif  // __CUDA_ARCH_FEAT_SM90_ALL
