@@ -5,18 +5,19 @@
 //
 // One CTA of two warpgroups per (head, image), one when the sequence is a single query tile. K and V of the whole
 // sequence sit in shared memory in the 128-byte swizzled layout that wgmma reads directly (row r of 64 halves at
-// r·128 bytes, its 16-byte chunk c stored at chunk c ^ (r mod 8)), zero-padded to the key blocks below. The query
-// tiles of 64 rows are shared out between the warpgroups (tile i to warpgroup i mod 2); each warpgroup loads its tile
-// into its own swizzled buffer, and the next one while it computes.
+// r·128 bytes, its 16-byte chunk c stored at chunk c ^ (r mod 8)), zero-padded to the key blocks below; they arrive
+// one key block per cp.async group, so the first tile starts on block 0 while the rest load. The query tiles of 64
+// rows are shared out between the warpgroups (tile i to warpgroup i mod 2); each warpgroup loads its tile into its
+// own swizzled buffer, and the next one while it computes.
 //
 // Per tile, over blocks of 64 keys (the last block 16 keys when no more than 16 remain, so ViT-L-14's 257 tokens take
 // 4·64 + 16):
 //   S = Q·Kᵀ   wgmma m64nNk16, Q and K from shared memory (K-major), fp32 accumulators in registers;
-//   softmax    exact, in fp32, running max and sum per row (as attention_mma.cu);
+//   softmax    exact, in fp32, running max and sum per row;
 //   O += P·V   wgmma m64n64k16 with P from registers (the accumulator layout of S is the A-fragment layout) and V
 //              from shared memory (N-major: the transposed-B form).
-// A warp of the group holds rows 16w..16w+15 of the tile: the same fragments as mma.sync m16n8k16, so the softmax
-// code is the mma kernel's.
+// A warp of the group holds rows 16w..16w+15 of the tile in the fragments of mma.sync m16n8k16, so the softmax is
+// attention_mma.cu's, with the score scale folded into the exponent's FFMA.
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 
@@ -98,34 +99,63 @@ __device__ __forceinline__ void load_swizzled(u16 *tile, const u16 *base, long s
 }
 
 // Makes this thread's finished cp.async and plain shared-memory writes visible to wgmma (the async proxy); a barrier
-// must follow before another thread's wgmma reads them.
-__device__ __forceinline__ void copies_visible_to_wgmma() {
-    asm volatile("cp.async.wait_group 0;\nfence.proxy.async.shared::cta;" ::: "memory");
+// must follow before another thread's wgmma reads them. `pending` of this thread's newest cp.async groups may still
+// be in flight (at most 7 are left pending: waiting for more is always safe).
+__device__ __forceinline__ void copies_visible_to_wgmma(int pending) {
+    switch (pending) {
+    case 0: asm volatile("cp.async.wait_group 0;" ::: "memory"); break;
+    case 1: asm volatile("cp.async.wait_group 1;" ::: "memory"); break;
+    case 2: asm volatile("cp.async.wait_group 2;" ::: "memory"); break;
+    case 3: asm volatile("cp.async.wait_group 3;" ::: "memory"); break;
+    case 4: asm volatile("cp.async.wait_group 4;" ::: "memory"); break;
+    case 5: asm volatile("cp.async.wait_group 5;" ::: "memory"); break;
+    case 6: asm volatile("cp.async.wait_group 6;" ::: "memory"); break;
+    default: asm volatile("cp.async.wait_group 7;" ::: "memory"); break;
+    }
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
 }
 
-// One block of N keys starting at k0: scores, the running softmax and O += P·V.
+// 2^x in one MUFU instruction (flushes denormal results to zero: they are below what a 16-bit P keeps anyway).
+__device__ __forceinline__ float exp2_approx(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+// Issues S = Q·Kᵀ for the N keys from k0 (not committed).
 template <int BF16, int N>
-__device__ __forceinline__ void attention_wgmma_block(float (&o)[32], float &m0, float &m1, float &l0, float &l1,
-                                                      unsigned long long qDesc, const u16 *keys, const u16 *values,
-                                                      int k0, int tokens, float scale2, int t) {
-    const float negInf = __int_as_float(0xff800000);
-    float s[N / 2];
+__device__ __forceinline__ void issue_scores(float (&s)[N / 2], unsigned long long qDesc, const u16 *keys, int k0) {
     const unsigned long long kDesc = wgmma_descriptor(keys + k0 * 64);
-    wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < 4; kk++) wgmma_ss<BF16, N>(s, qDesc + 2 * kk, kDesc + 2 * kk, kk);  // +32 bytes along d
-    wgmma_commit();
-    wgmma_wait_all();
-    wgmma_hold(s);
+}
 
+// Issues O += P·V for the N keys from k0 (not committed).
+template <int BF16, int N>
+__device__ __forceinline__ void issue_values(float (&o)[32], const unsigned (&p)[4][4], const u16 *values, int k0) {
+#pragma unroll
+    for (int kk = 0; kk < N / 16; kk++) wgmma_rs<BF16>(o, p[kk], wgmma_descriptor(values + (k0 + 16 * kk) * 64));
+}
+
+// The running softmax over the N scores from k0 in s (m in units of scale·log2(e)): rescales O and the row sums to
+// the new maximum and leaves P, rounded to 16 bits, in p as A fragments. `partial`: the block holds keys at or past
+// `tokens`, which are masked.
+template <int BF16, int N>
+__device__ __forceinline__ void softmax_block(float (&s)[N / 2], float (&o)[32], float &m0, float &m1, float &l0, float &l1,
+                                              unsigned (&p)[4][4], int k0, int tokens, float scale2, int t, bool partial) {
+    const float negInf = __int_as_float(0xff800000);
+    if (partial) {
+#pragma unroll
+        for (int j = 0; j < N / 8; j++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                if (k0 + j * 8 + 2 * t + (e & 1) >= tokens) s[4 * j + e] = negInf;
+            }
+        }
+    }
     float mx0 = negInf, mx1 = negInf;
 #pragma unroll
     for (int j = 0; j < N / 8; j++) {
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            const int key = k0 + j * 8 + 2 * t + (e & 1);
-            s[4 * j + e] = key < tokens ? s[4 * j + e] * scale2 : negInf;
-        }
         mx0 = fmaxf(mx0, fmaxf(s[4 * j], s[4 * j + 1]));
         mx1 = fmaxf(mx1, fmaxf(s[4 * j + 2], s[4 * j + 3]));
     }
@@ -133,8 +163,8 @@ __device__ __forceinline__ void attention_wgmma_block(float (&o)[32], float &m0,
     mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
     mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
     mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-    const float n0 = fmaxf(m0, mx0), n1 = fmaxf(m1, mx1);
-    const float c0 = exp2f(m0 - n0), c1 = exp2f(m1 - n1);
+    const float n0 = fmaxf(m0, mx0 * scale2), n1 = fmaxf(m1, mx1 * scale2);
+    const float c0 = exp2_approx(m0 - n0), c1 = exp2_approx(m1 - n1);
     m0 = n0;
     m1 = n1;
     l0 *= c0;
@@ -147,15 +177,14 @@ __device__ __forceinline__ void attention_wgmma_block(float (&o)[32], float &m0,
         o[4 * n + 3] *= c1;
     }
 #pragma unroll
-    for (int j = 0; j < N / 8; j++) {
-        s[4 * j] = exp2f(s[4 * j] - n0);
-        s[4 * j + 1] = exp2f(s[4 * j + 1] - n0);
-        s[4 * j + 2] = exp2f(s[4 * j + 2] - n1);
-        s[4 * j + 3] = exp2f(s[4 * j + 3] - n1);
+    for (int j = 0; j < N / 8; j++) {  // exp(scale·(s − max)) = 2^(s·scale2 − n): one FFMA and one MUFU a score
+        s[4 * j] = exp2_approx(fmaf(s[4 * j], scale2, -n0));
+        s[4 * j + 1] = exp2_approx(fmaf(s[4 * j + 1], scale2, -n0));
+        s[4 * j + 2] = exp2_approx(fmaf(s[4 * j + 2], scale2, -n1));
+        s[4 * j + 3] = exp2_approx(fmaf(s[4 * j + 3], scale2, -n1));
         l0 += s[4 * j] + s[4 * j + 1];
         l1 += s[4 * j + 2] + s[4 * j + 3];
     }
-    unsigned p[N / 16][4];
 #pragma unroll
     for (int kk = 0; kk < N / 16; kk++) {
         p[kk][0] = pack2<BF16>(s[8 * kk], s[8 * kk + 1]);
@@ -163,12 +192,6 @@ __device__ __forceinline__ void attention_wgmma_block(float (&o)[32], float &m0,
         p[kk][2] = pack2<BF16>(s[8 * kk + 4], s[8 * kk + 5]);
         p[kk][3] = pack2<BF16>(s[8 * kk + 6], s[8 * kk + 7]);
     }
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < N / 16; kk++) wgmma_rs<BF16>(o, p[kk], wgmma_descriptor(values + (k0 + 16 * kk) * 64));
-    wgmma_commit();
-    wgmma_wait_all();
-    wgmma_hold(o);
 }
 
 template <int BF16>
@@ -187,16 +210,19 @@ __device__ void attention_wgmma(const u16 *qkv, u16 *out, int tokens, int heads,
     const long stride = 3L * width;
     const u16 *base = qkv + (long)b * tokens * stride;
     const int warp = thread >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    const int tiles = (tokens + 63) / 64;
+    const int tiles = (tokens + 63) / 64, blocks = tiles;  // query tiles and key blocks, 64 rows each
     const float scale2 = scale * 1.4426950408889634f;  // exp(x·scale − m) as exp2 of pre-scaled scores
     const float negInf = __int_as_float(0xff800000);
 
-    load_swizzled(keys, base, stride, width + h * 64, 0, keyRows, tokens, threadIdx.x, blockDim.x);
-    load_swizzled(values, base, stride, 2 * width + h * 64, 0, keyRows, tokens, threadIdx.x, blockDim.x);
-    if (wg < tiles) load_swizzled(queries, base, stride, h * 64, wg * 64, 64, tokens, thread, 128);
-    asm volatile("cp.async.commit_group;");
-    copies_visible_to_wgmma();
-    __syncthreads();
+    // One cp.async group per key block (the first also brings this warpgroup's first query tile): the first pass
+    // starts on block 0 while the others are still on their way.
+    for (int j = 0; j < blocks; j++) {
+        const int rows = min(64, keyRows - j * 64);
+        load_swizzled(keys + j * 64 * 64, base, stride, width + h * 64, j * 64, rows, tokens, threadIdx.x, blockDim.x);
+        load_swizzled(values + j * 64 * 64, base, stride, 2 * width + h * 64, j * 64, rows, tokens, threadIdx.x, blockDim.x);
+        if (j == 0 && wg < tiles) load_swizzled(queries, base, stride, h * 64, wg * 64, 64, tokens, thread, 128);
+        asm volatile("cp.async.commit_group;");
+    }
 
     for (int tile = wg, pass = 0; tile < tiles; tile += warpgroups, pass++) {
         u16 *q = queries + (pass & 1) * 64 * 64;
@@ -210,12 +236,54 @@ __device__ void attention_wgmma(const u16 *qkv, u16 *out, int tokens, int heads,
 #pragma unroll
         for (int i = 0; i < 32; i++) o[i] = 0.f;
         float m0 = negInf, m1 = negInf, l0 = 0.f, l1 = 0.f;
-        for (int k0 = 0; k0 < tokens; k0 += 64) {
-            if (tokens - k0 <= 16) {
-                attention_wgmma_block<BF16, 16>(o, m0, m1, l0, l1, qDesc, keys, values, k0, tokens, scale2, t);
-            } else {
-                attention_wgmma_block<BF16, 64>(o, m0, m1, l0, l1, qDesc, keys, values, k0, tokens, scale2, t);
+        // Key block j's P·V and block j + 1's scores go to the tensor cores together; the softmax of a block runs
+        // between them. Full blocks (64 keys, the last of them possibly part-masked) first, then the 16-key tail if
+        // there is one, each in straight-line code: a branch between wgmmas in flight makes ptxas serialise them.
+        // (The first pass waits for each key block's copies before its scores.)
+        const int full = tokens - (blocks - 1) * 64 <= 16 ? blocks - 1 : blocks;
+        const int pendingAfterBlock0 = blocks - 1 + (next < tiles ? 1 : 0);
+        unsigned p[4][4];
+        if (pass == 0) {  // every warpgroup has a first tile: all threads meet these barriers
+            copies_visible_to_wgmma(pendingAfterBlock0);
+            __syncthreads();
+        }
+        if (full > 0) {
+            float s[32];
+            wgmma_fence();
+            issue_scores<BF16, 64>(s, qDesc, keys, 0);
+            wgmma_commit();
+            wgmma_wait_all();
+            wgmma_hold(s);
+            for (int j = 0; j < full; j++) {
+                const int k0 = j * 64;
+                softmax_block<BF16, 64>(s, o, m0, m1, l0, l1, p, k0, tokens, scale2, t, k0 + 64 > tokens);
+                if (pass == 0 && j + 1 < blocks) {
+                    copies_visible_to_wgmma(pendingAfterBlock0 - (j + 1));
+                    __syncthreads();
+                }
+                wgmma_fence();  // o, p and s were written by this thread since the last wgmma
+                issue_values<BF16, 64>(o, p, values, k0);
+                if (j + 1 < full) issue_scores<BF16, 64>(s, qDesc, keys, k0 + 64);
+                wgmma_commit();
+                wgmma_wait_all();
+                wgmma_hold(o);
+                wgmma_hold(s);
             }
+        }
+        if (full < blocks) {
+            const int k0 = full * 64;
+            float s[8];
+            wgmma_fence();
+            issue_scores<BF16, 16>(s, qDesc, keys, k0);
+            wgmma_commit();
+            wgmma_wait_all();
+            wgmma_hold(s);
+            softmax_block<BF16, 16>(s, o, m0, m1, l0, l1, p, k0, tokens, scale2, t, true);
+            wgmma_fence();
+            issue_values<BF16, 16>(o, p, values, k0);
+            wgmma_commit();
+            wgmma_wait_all();
+            wgmma_hold(o);
         }
         l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
         l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
@@ -230,7 +298,7 @@ __device__ void attention_wgmma(const u16 *qkv, u16 *out, int tokens, int heads,
             if (r1 < tokens) *(unsigned *)(out + ((long)b * tokens + r1) * width + col) = pack2<BF16>(o[4 * n + 2] * inv1, o[4 * n + 3] * inv1);
         }
         if (next < tiles) {
-            copies_visible_to_wgmma();
+            copies_visible_to_wgmma(0);
             asm volatile("bar.sync %0, 128;" ::"r"(1 + wg) : "memory");  // this warpgroup's threads only
         }
     }
