@@ -1,0 +1,35 @@
+#!/bin/bash
+# One device call: the serving runtime over the real engine (`bench runtime --engine`, ViT-B-32 fp16, in-process
+# closed-loop clients as tune drives them) at fixed configurations, next to engine-only images/s at batch 64, 128 and
+# 256 and the simulated device on the same host. Shows where the tuned server's images/s go. Logs under $OUT/logs;
+# a table last.
+set -u
+D=.device; OUT=${OUT:-/tmp/out}; L=$OUT/logs; mkdir -p $L
+source scripts/device/setup.sh > $L/setup.txt
+M=random:ViT-B-32; S=${SECONDS_PER_POINT:-3}
+timeout 120 $BIN bench engine --backend cuda --precision fp16 --model $M --batch-size 64,128,256 --seconds 3 --json \
+  2>/dev/null | sed "s/^/engine /" > $L/engine.txt
+echo "engine-only $(el)"
+run() {  # label, then bench runtime arguments
+  label=$1; shift
+  timeout 150 $BIN bench runtime --json --seconds $S "$@" 2>> $L/runtime.err | sed "s/^/$label /" >> $L/runtime.txt
+  echo "$label $(el)"
+}
+run "3x256_hp1" --engine --backend cuda --model $M --instances 3 --high-priority-instances 1 --concurrency 512,768,1024
+run "3x256_hp0" --engine --backend cuda --model $M --instances 3 --concurrency 512,768,1024
+CLIPSERVE_LAUNCH_TURNS=0 run "3x256_noturns" --engine --backend cuda --model $M --instances 3 --concurrency 512,1024
+run "2x256_hp0" --engine --backend cuda --model $M --instances 2 --concurrency 512,768,1024
+run "2x256_d2ms" --engine --backend cuda --model $M --instances 2 --max-queue-delay 2000 --concurrency 512,1024
+run "sim_3x256" --instances 3 --device-us-per-image 24 --concurrency 512,1024
+python3 scripts/device/engine_table.py $L/engine.txt
+python3 - $L/runtime.txt <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    label, _, rest = line.strip().partition(" ")
+    if not rest.startswith("{"): continue
+    d = json.loads(rest)
+    gpu = d.get("gpu_utilization"); busy = d.get("device_busy")
+    extra = f"GPU {100*gpu:5.1f}%" if gpu is not None else (f"sim busy {100*busy:5.1f}%" if busy is not None else "")
+    print(f"{label:14s} c{d['concurrency']:<5d} {d['images_per_second']:9.0f} img/s  p50 {d['p50_ms']:6.1f}  p99 {d['p99_ms']:6.1f} ms  "
+          f"batch {d['mean_batch']:6.1f}  cores {d['cpu_cores']:5.2f}  {extra}")
+PY
