@@ -77,3 +77,29 @@ struct SimulatedEngineTests {
         }
     }
 }
+
+/// `clipserve bench runtime --engine`: the same runtime and clients over a real engine (here the CPU one, on a fixture
+/// model) at a fixed configuration.
+@Suite("bench runtime --engine")
+struct BenchRuntimeEngineTests {
+    static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/models/oc-tiny").path
+
+    @Test func drivesTheRealEngineOfTheModel() async throws {
+        let command = try BenchRuntimeCommand.parse([
+            "--engine", "--backend", "cpu", "--model", Self.fixture, "--instances", "2", "--max-batch-size", "4",
+            "--concurrency", "1,8", "--seconds", "0.3", "--json",
+        ])
+        try await command.run()
+    }
+
+    @Test func highPriorityContextsMustLeaveANormalOne() {
+        #expect(throws: (any Error).self) {
+            try BenchRuntimeCommand.parse(["--instances", "2", "--high-priority-instances", "2"])
+        }
+        #expect(throws: (any Error).self) {
+            try BenchRuntimeCommand.parse(["--instances", "1", "--high-priority-instances", "1"])
+        }
+        #expect((try? BenchRuntimeCommand.parse(["--instances", "3", "--high-priority-instances", "1"])) != nil)
+    }
+}
