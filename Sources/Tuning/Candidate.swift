@@ -51,12 +51,18 @@ public struct Measurement: Sendable, Codable, Hashable {
     public var deviceMemoryBytes: Double?
     /// Process CPU seconds per wall second per core (0...1), when read.
     public var cpuUtilization: Double?
+    /// Mean time a request's images waited in the batcher's queue, in milliseconds, when reported.
+    public var meanQueueMilliseconds: Double?
+    /// Mean time of the batches that answered a request (fill, upload, compute, download), in milliseconds, when
+    /// reported. Latency less queue and batch time is what the request spent outside the batcher.
+    public var meanBatchMilliseconds: Double?
 
     /// Memberwise init.
     public init(
         concurrency: Int, seconds: Double, imagesPerSecond: Double, p50Milliseconds: Double, p99Milliseconds: Double,
         meanBatchSize: Double, requests: Int, errors: Int = 0, deviceUtilization: Double? = nil,
-        deviceMemoryBytes: Double? = nil, cpuUtilization: Double? = nil
+        deviceMemoryBytes: Double? = nil, cpuUtilization: Double? = nil, meanQueueMilliseconds: Double? = nil,
+        meanBatchMilliseconds: Double? = nil
     ) {
         self.concurrency = concurrency
         self.seconds = seconds
@@ -69,6 +75,8 @@ public struct Measurement: Sendable, Codable, Hashable {
         self.deviceUtilization = deviceUtilization
         self.deviceMemoryBytes = deviceMemoryBytes
         self.cpuUtilization = cpuUtilization
+        self.meanQueueMilliseconds = meanQueueMilliseconds
+        self.meanBatchMilliseconds = meanBatchMilliseconds
     }
 
     /// Within the latency budget and without errors.

@@ -115,6 +115,8 @@ struct BenchRuntimeCommand: AsyncParsableCommand {
                     "p50_ms": point.p50Milliseconds, "p99_ms": point.p99Milliseconds,
                     "mean_batch": point.meanBatchSize, "cpu_cores": cores, "errors": point.errors,
                 ]
+                fields["mean_queue_ms"] = point.meanQueueMilliseconds
+                fields["mean_batch_ms"] = point.meanBatchMilliseconds
                 var line = String(
                     format: "%7d  %8.0f  %6.1f  %6.1f  %10.1f  %9.2f", clients, point.imagesPerSecond,
                     point.p50Milliseconds, point.p99Milliseconds, point.meanBatchSize, cores)

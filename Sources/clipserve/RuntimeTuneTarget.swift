@@ -111,6 +111,8 @@ struct RuntimeProbe: CandidateProbe {
         /// Images answered before the window closed.
         var imagesInWindow = 0
         var errors = 0
+        var queueMicroseconds: Int64 = 0
+        var batchMicroseconds: Int64 = 0
     }
 
     func measure(concurrency: Int, seconds: Double) async throws -> Tuning.Measurement {
@@ -150,6 +152,8 @@ struct RuntimeProbe: CandidateProbe {
                             local.requests += 1
                             local.images += result.count
                             local.batches += Double(result.count) / Double(max(1, result.batchSize))
+                            local.queueMicroseconds += result.queueTime.microsecondCount
+                            local.batchMicroseconds += result.inferenceTime.microsecondCount
                             if finished <= end { local.imagesInWindow += result.count }
                         } catch {
                             local.errors += 1
@@ -166,6 +170,8 @@ struct RuntimeProbe: CandidateProbe {
                         total.batches += mine.batches
                         total.imagesInWindow += mine.imagesInWindow
                         total.errors += mine.errors
+                        total.queueMicroseconds += mine.queueMicroseconds
+                        total.batchMicroseconds += mine.batchMicroseconds
                     }
                 }
             }
@@ -190,7 +196,9 @@ struct RuntimeProbe: CandidateProbe {
             deviceUtilization: deviceReadings.isEmpty
                 ? nil : deviceReadings.map(\.utilization).reduce(0, +) / Double(deviceReadings.count),
             deviceMemoryBytes: deviceReadings.map(\.memoryBytes).max(),
-            cpuUtilization: cpuSeconds / wall / Double(ProcessInfo.processInfo.activeProcessorCount))
+            cpuUtilization: cpuSeconds / wall / Double(ProcessInfo.processInfo.activeProcessorCount),
+            meanQueueMilliseconds: total.requests > 0 ? Double(total.queueMicroseconds) / Double(total.requests) / 1000 : nil,
+            meanBatchMilliseconds: total.requests > 0 ? Double(total.batchMicroseconds) / Double(total.requests) / 1000 : nil)
     }
 }
 

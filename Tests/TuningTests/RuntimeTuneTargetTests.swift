@@ -97,6 +97,9 @@ struct RuntimeTuneTargetTests {
             #expect(point.meanBatchSize >= 1 && point.meanBatchSize <= 4)
             #expect(point.cpuUtilization != nil)
             #expect(point.deviceUtilization == nil)
+            // Where the latency went: the mean queue wait and batch time are reported.
+            let queue = try #require(point.meanQueueMilliseconds), batch = try #require(point.meanBatchMilliseconds)
+            #expect(queue >= 0 && batch > 0)
         }
         // One client never has company: every batch holds its single image.
         #expect(measured[0].meanBatchSize == 1)

@@ -30,6 +30,8 @@ for line in open(sys.argv[1]):
     d = json.loads(rest)
     gpu = d.get("gpu_utilization"); busy = d.get("device_busy")
     extra = f"GPU {100*gpu:5.1f}%" if gpu is not None else (f"sim busy {100*busy:5.1f}%" if busy is not None else "")
+    queue = d.get("mean_queue_ms"); batch = d.get("mean_batch_ms")
+    split = f"  queue {queue:5.1f} batch {batch:5.1f} ms" if queue is not None and batch is not None else ""
     print(f"{label:14s} c{d['concurrency']:<5d} {d['images_per_second']:9.0f} img/s  p50 {d['p50_ms']:6.1f}  p99 {d['p99_ms']:6.1f} ms  "
-          f"batch {d['mean_batch']:6.1f}  cores {d['cpu_cores']:5.2f}  {extra}")
+          f"batch {d['mean_batch']:6.1f}  cores {d['cpu_cores']:5.2f}  {extra}{split}")
 PY
