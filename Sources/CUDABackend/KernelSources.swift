@@ -367,6 +367,16 @@ __device__ __forceinline__ void copies_visible_to_wgmma(int pending) {
     asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
 }
 
+// The max and the sum over the four threads of a quad, which hold one row's columns in the accumulator fragments.
+__device__ __forceinline__ float quad_max(float v) {
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+    return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+__device__ __forceinline__ float quad_sum(float v) {
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
 // 2^x in one MUFU instruction (flushes denormal results to zero: they are below what a 16-bit P keeps anyway).
 __device__ __forceinline__ float exp2_approx(float x) {
     float y;
@@ -411,11 +421,7 @@ __device__ __forceinline__ void softmax_block(float (&s)[N / 2], float (&o)[32],
         mx0 = fmaxf(mx0, fmaxf(s[4 * j], s[4 * j + 1]));
         mx1 = fmaxf(mx1, fmaxf(s[4 * j + 2], s[4 * j + 3]));
     }
-    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-    const float n0 = fmaxf(m0, mx0 * scale2), n1 = fmaxf(m1, mx1 * scale2);
+    const float n0 = fmaxf(m0, quad_max(mx0) * scale2), n1 = fmaxf(m1, quad_max(mx1) * scale2);
     const float c0 = exp2_approx(m0 - n0), c1 = exp2_approx(m1 - n1);
     m0 = n0;
     m1 = n1;
@@ -537,11 +543,7 @@ __device__ void attention_wgmma(const u16 *qkv, u16 *out, int tokens, int heads,
             wgmma_wait_all();
             wgmma_hold(o);
         }
-        l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-        l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-        l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-        l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-        const float inv0 = 1.f / l0, inv1 = 1.f / l1;
+        const float inv0 = 1.f / quad_sum(l0), inv1 = 1.f / quad_sum(l1);
         const int r0 = tile * 64 + warp * 16 + g, r1 = r0 + 8;
 #pragma unroll
         for (int n = 0; n < 8; n++) {
