@@ -54,17 +54,25 @@ final class CUDAKernels: @unchecked Sendable {
         if dtype == .f32 {
             attentionError = "not used in fp32"
         } else { do {
-            // Hopper builds for sm_90a, the target with wgmma (attention_wgmma.cu is empty for any other).
-            let (mmaCubin, _) = try compiler.cubin(
-                source: [KernelSources.attentionMma, KernelSources.smallBatch, KernelSources.attentionWgmma].joined(separator: "\n"),
-                name: "tensor_core", architecture: Self.tensorCoreArchitecture(device), defines: [define])
+            // Hopper builds for sm_90a, the target with wgmma (attention_wgmma.cu is empty for any other); an NVRTC
+            // without that target builds for the device's own architecture, without the wgmma attention.
+            let program = [KernelSources.attentionMma, KernelSources.smallBatch, KernelSources.attentionWgmma]
+                .joined(separator: "\n")
+            var architecture = Self.tensorCoreArchitecture(device)
+            let mmaCubin: [UInt8]
+            do {
+                mmaCubin = try compiler.cubin(source: program, name: "tensor_core", architecture: architecture, defines: [define]).bytes
+            } catch where architecture != device.architecture {
+                architecture = device.architecture
+                mmaCubin = try compiler.cubin(source: program, name: "tensor_core", architecture: architecture, defines: [define]).bytes
+            }
             try mmaCubin.withUnsafeBytes { bytes in
                 try device.libraries.check(
                     device.libraries.driver.cuModuleLoadData!(&attentionModule, bytes.baseAddress), "cuModuleLoadData(tensor_core)")
             }
             // The small-batch kernels use clusters and programmatic launch: built for sm_90 and later only.
             let smallBatch = device.computeCapability.major >= 9 ? ["ln_linear", "linear_residual"] : []
-            let wgmma = Self.tensorCoreArchitecture(device) == "sm_90a" ? ["attention_wgmma_d64"] : []
+            let wgmma = architecture == "sm_90a" ? ["attention_wgmma_d64"] : []
             for name in (["attention_mma_d64", "attention_mma_d80"] + smallBatch + wgmma).map({ "\($0)_\(suffix)" }) {
                 let function = try Self.function(name, in: attentionModule!, device: device)
                 try device.libraries.check(
