@@ -2,7 +2,7 @@
 # One device call: `clipserve tune` on the GPU (ViT-B-32, 50 ms p99 budget, in-process with preprocessed pixels),
 # engine-only throughput at the chosen batch size, then `clipserve serve --config` with the tuned file under
 # `clipserve bench serve` (fixture JPEGs over HTTP) at concurrency 1, 16, 64 and 256. Logs packed into
-# $OUT/logs.tar.gz, the chart and config copied to $OUT; a short table last.
+# $OUT/logs.tar.gz, the chart and config copied to $OUT; a short table last. E2E=0 stops after engine-only.
 set -u
 D=.device
 RESULTS=${OUT:-/tmp/out}
@@ -16,6 +16,10 @@ cp $L/tuned.json $L/tune-gpu.svg "$RESULTS/" 2>/dev/null
 B=$(python3 -c "import json; print(json.load(open('$L/tuned.json'))['max-batch-size'])" 2>/dev/null || echo 64)
 timeout 60 $BIN bench engine --backend cuda --model random:ViT-B-32 --batch-size $B,16,64,256 --seconds 3 --json > $L/engine.jsonl 2>&1
 echo "== engine rc=$? $(el)"
+if [ "${E2E:-1}" = 0 ]; then  # tune and engine-only only
+  sed -n '1,60p' $L/tune.txt; cat $L/engine.jsonl | grep -o '"batch_size":[0-9]*\|"images_per_second":[0-9.]*' | paste - -
+  tar -czf "$RESULTS/logs.tar.gz" -C /tmp logs; exit 0
+fi
 mkdir -p /tmp/jpegs && cp Tests/Fixtures/images/*.jpg /tmp/jpegs/
 $BIN serve --config $L/tuned.json --port 8000 --max-queue-size 8192 > $L/serve.log 2>&1 &
 server=$!
