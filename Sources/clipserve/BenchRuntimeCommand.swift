@@ -68,18 +68,9 @@ struct BenchRuntimeCommand: AsyncParsableCommand {
     func run() async throws {
         let simulated: SimulatedEngine?
         let driven: any EmbeddingEngine
-        var readDevice: (@Sendable () -> RuntimeTuneTarget.DeviceReading?)?
         if engine {
             let loaded = try CLIPModelLoader.load(modelOptions.model)
-            let real = try EngineFactory.make(options: modelOptions, model: loaded)
-            if let telemetry = NVMLTelemetry.forEngines([real]) {
-                readDevice = {
-                    guard let sample = telemetry.samples().first else { return nil }
-                    return RuntimeTuneTarget.DeviceReading(
-                        utilization: sample.utilization ?? 0, memoryBytes: sample.memoryUsedBytes ?? 0)
-                }
-            }
-            (simulated, driven) = (nil, real)
+            (simulated, driven) = (nil, try EngineFactory.make(options: modelOptions, model: loaded))
         } else {
             let spec = VisionTowerSpec(imageSize: 224, patchSize: 32, width: 768, layers: 12, headWidth: 64, embedDim: 512)
             let device = SimulatedEngine(spec: spec, microsecondsPerImage: deviceUsPerImage)
@@ -94,7 +85,8 @@ struct BenchRuntimeCommand: AsyncParsableCommand {
         base.highPriorityInstances = highPriorityInstances
         let target = RuntimeTuneTarget(
             engine: driven, preprocessor: PassThroughPreprocessor(), load: .pixels(pixels), base: base,
-            highPriorityContextWhenSeveral: false, readDevice: readDevice)
+            highPriorityContextWhenSeveral: false,
+            readDevice: simulated == nil ? RuntimeTuneTarget.deviceReader(for: driven) : nil)
         let candidate = Candidate(instances: instances, maxBatchSize: maxBatchSize, maxQueueDelayMicroseconds: maxQueueDelay)
         if !json {
             print("clipserve bench runtime: \(candidate), \(highPriorityInstances) high-priority, over "

@@ -37,6 +37,15 @@ struct RuntimeTuneTarget: TuneTarget {
         var memoryBytes: Double
     }
 
+    /// NVML's reading of the first GPU `engine` runs on, or nil without NVML or a GPU (then points carry none).
+    static func deviceReader(for engine: any EmbeddingEngine) -> (@Sendable () -> DeviceReading?)? {
+        guard let telemetry = NVMLTelemetry.forEngines([engine]) else { return nil }
+        return {
+            guard let sample = telemetry.samples().first else { return nil }
+            return DeviceReading(utilization: sample.utilization ?? 0, memoryBytes: sample.memoryUsedBytes ?? 0)
+        }
+    }
+
     /// The engine every candidate shares (built once).
     let engine: any EmbeddingEngine
     /// Decoding and preprocessing for `.images` loads.

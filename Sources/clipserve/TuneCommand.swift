@@ -68,17 +68,9 @@ struct TuneCommand: AsyncParsableCommand {
         let space = backend == "cuda" ? SearchSpace.gpu() : SearchSpace.cpu(cores: cores)
         // Room for every client of the largest point, so the tuner never measures rejections.
         base.maxQueueSize = max(base.maxQueueSize, 2 * space.concurrencyCap)
-        var readDevice: (@Sendable () -> RuntimeTuneTarget.DeviceReading?)?
-        if let telemetry = NVMLTelemetry.forEngines([engine]) {
-            readDevice = {
-                guard let sample = telemetry.samples().first else { return nil }
-                return RuntimeTuneTarget.DeviceReading(
-                    utilization: sample.utilization ?? 0, memoryBytes: sample.memoryUsedBytes ?? 0)
-            }
-        }
         let target = RuntimeTuneTarget(
             engine: engine, preprocessor: ImagePreprocessor(config: loaded.preprocess), load: load, base: base,
-            highPriorityContextWhenSeveral: backend == "cuda", readDevice: readDevice)
+            highPriorityContextWhenSeveral: backend == "cuda", readDevice: RuntimeTuneTarget.deviceReader(for: engine))
 
         let settings = Tuner.Settings(
             space: space, p99BudgetMilliseconds: p99BudgetMs, budgetSeconds: minutes * 60, pointSeconds: pointSeconds)
