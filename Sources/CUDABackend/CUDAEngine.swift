@@ -4,7 +4,8 @@ import InferenceCore
 
 /// Device copies of one residual block's weights. Matrices are in the engine's precision; the QKV bias is too
 /// (cuBLASLt's BIAS epilogue reads it in the output type) and also fp32 (`qkvBiasF32`, for the small-batch path; the
-/// same buffer in an fp32 engine); every other bias is fp32.
+/// same buffer in an fp32 engine); every other bias is fp32, and out_proj's and c_proj's also fp16 in an fp16 engine
+/// (`outBias16`, `fc2Bias16`: their epilogues write the fp16 residual stream, see `CUDAExecutionContext`).
 ///
 /// ln_1 and ln_2 have no buffers of their own: their gamma is folded into the Linear after them (QKV, c_fc:
 /// W' = W·diag(gamma)) and their beta into its bias (b' = b + W·beta), so the LayerNorm kernels only normalise.
@@ -13,6 +14,8 @@ import InferenceCore
 struct CUDABlockWeights {
     let qkvWeight, qkvBias, qkvBiasF32, qkvRowSums, outWeight, outBias: CUDABuffer
     let fc1Weight, fc1Bias, fc1RowSums, fc2Weight, fc2Bias: CUDABuffer
+    /// `outBias` and `fc2Bias` in fp16 when the engine is fp16, else nil.
+    let outBias16, fc2Bias16: CUDABuffer?
 }
 
 /// A ViT image tower on one GPU: weights uploaded once in the chosen precision and shared read-only by every
@@ -157,6 +160,9 @@ public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
                 weight: block.fc1Weight, bias: block.fc1Bias, gamma: block.ln2Weight, beta: block.ln2Bias, rows: m,
                 columns: w, type: dtype)
             let qkvBias = try upload(qkv.bias, p + "attn.in_proj_bias (ln_1.bias folded in)", [3 * w], as: dtype)
+            func upload16(_ bias: TensorData, _ name: String) throws -> CUDABuffer? {
+                dtype == .f16 ? try upload(bias, p + name + " (fp16)", [w], as: dtype) : nil
+            }
             return CUDABlockWeights(
                 qkvWeight: try upload(qkv.weight, p + "attn.in_proj_weight (ln_1.weight folded in)", [3 * w, w], as: dtype),
                 qkvBias: qkvBias,
@@ -168,7 +174,9 @@ public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
                 fc1Bias: try upload(fc1.bias, p + "mlp.c_fc.bias (ln_2.bias folded in)", [m], as: .f32),
                 fc1RowSums: try upload(fc1.rowSums, p + "mlp.c_fc.weight row sums", [m], as: .f32),
                 fc2Weight: try upload(block.fc2Weight, p + "mlp.c_proj.weight", [w, m], as: dtype),
-                fc2Bias: try upload(block.fc2Bias, p + "mlp.c_proj.bias", [w], as: .f32))
+                fc2Bias: try upload(block.fc2Bias, p + "mlp.c_proj.bias", [w], as: .f32),
+                outBias16: try upload16(block.outBias, "attn.out_proj.bias"),
+                fc2Bias16: try upload16(block.fc2Bias, "mlp.c_proj.bias"))
         }
         // Pageable uploads may still be in flight when cuMemcpyHtoD returns; contexts use non-blocking streams.
         try device.libraries.check(device.libraries.driver.cuCtxSynchronize!(), "cuCtxSynchronize after weight upload")

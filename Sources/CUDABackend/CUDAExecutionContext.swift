@@ -7,11 +7,13 @@ import InferenceCore
 /// largest batch, cuBLASLt handle, workspace and matmul plans, pinned host staging buffers and one CUDA graph per
 /// batch-size profile (1, 2, 4, …, max), captured on first use and replayed after.
 ///
-/// The residual stream stays fp32 in every precision: 12–32 blocks each add a small update to it, and rounding
-/// that sum to fp16/bf16 after every block is where most of the drift would come from. The adds cost nothing
-/// extra: out_proj and c_proj write straight into it with cuBLASLt's BIAS epilogue and beta = 1 (C = D = x, exact),
-/// so "LayerNorm fused with the residual add" becomes "residual add fused into the GEMM, LayerNorm reads fp32 and
-/// writes the 16-bit GEMM input".
+/// The residual stream is fp32 in fp32 and bf16 engines and on the small-batch path: 12–32 blocks each add a small
+/// update to it, and rounding that sum to 16 bits after every block is where most of the drift would come from.
+/// fp16 engines keep it in fp16 on the large-batch path, as open_clip's own fp16 model does: there out_proj is bound
+/// by memory, and the fp16 stream halves the bytes its epilogue, c_proj's and the LayerNorms move
+/// (`CLIPSERVE_RESIDUAL=f32` keeps fp32). The adds cost nothing extra: out_proj and c_proj write straight into it
+/// with cuBLASLt's BIAS epilogue and beta = 1 (C = D = x, exact in fp32), so "LayerNorm fused with the residual add"
+/// becomes "residual add fused into the GEMM, LayerNorm reads the residual and writes the 16-bit GEMM input".
 ///
 /// Not `Sendable`: one worker thread owns a context for its whole life; the engine's weights are shared read-only.
 public final class CUDAExecutionContext: ExecutionContext {
@@ -26,8 +28,8 @@ public final class CUDAExecutionContext: ExecutionContext {
     let workspace: CUDABuffer
     let workspaceBytes = 32 << 20
     /// Activations: pixels [B,3,S,S] f32, patches [B·G², K] T, patch GEMM output [B·G², W] f32, residual x
-    /// [B·T, W] f32, LayerNorm output h [B·T, W] T, qkv [B·T, 3W] T, attention [B·T, W] T, MLP [B·T, M] T,
-    /// pooled class tokens [B, W] T, embeddings [B, E] f32.
+    /// [B·T, W] f32 or f16 (`halfResidual`), LayerNorm output h [B·T, W] T, qkv [B·T, 3W] T, attention [B·T, W] T,
+    /// MLP [B·T, M] T, pooled class tokens [B, W] T, embeddings [B, E] f32.
     let pixels, patches, patchOut, x, h, qkv, attention, mlp, pooled, embedding: CUDABuffer
     /// A batch uploaded as RGB bytes [B,3,S,S], and the normalisation table (768 floats) that turns it into `pixels`.
     let pixelBytes, normalizationTable: CUDABuffer
@@ -52,6 +54,8 @@ public final class CUDAExecutionContext: ExecutionContext {
     private var stageEvents: [(String, CUevent)]?
     /// CUDA graphs are used unless CLIPSERVE_CUDA_GRAPHS=0.
     let useGraphs: Bool
+    /// Whether the large-batch path keeps the residual stream in fp16: fp16 engines, unless CLIPSERVE_RESIDUAL=f32.
+    let halfResidual: Bool
     /// Heuristic candidates timed per matmul shape: 16, or CLIPSERVE_GEMM_TUNING=N (0: the heuristic's first only).
     let matmulCandidates: Int
     /// Whether and up to how many rows the small-batch block kernels run; nil when this engine or GPU cannot use them.
@@ -71,6 +75,7 @@ public final class CUDAExecutionContext: ExecutionContext {
         sizes.append(maxBatchSize)
         profiles = sizes
         useGraphs = ProcessInfo.processInfo.environment["CLIPSERVE_CUDA_GRAPHS"] != "0"
+        halfResidual = engine.dtype == .f16 && ProcessInfo.processInfo.environment["CLIPSERVE_RESIDUAL"] != "f32"
         let tuning = ProcessInfo.processInfo.environment["CLIPSERVE_GEMM_TUNING"]
         matmulCandidates = tuning == "0" ? 1 : tuning.flatMap { Int($0) }.map { min(max($0, 1), 128) } ?? 16
         try device.bind()
@@ -99,6 +104,7 @@ public final class CUDAExecutionContext: ExecutionContext {
         pixels = try device.allocate(b * spec.pixelsPerImage * inputEncoding.byteSize, "pixels")
         patches = try device.allocate(b * g2 * engine.patchK * t, "patches")
         patchOut = try device.allocate(b * g2 * w * 4, "patch embeddings")
+        // fp32 room: the small-batch path keeps the stream in fp32 even when the large-batch path holds fp16 here.
         x = try device.allocate(rows * w * 4, "residual stream")
         h = try device.allocate(rows * w * t, "layernorm output")
         qkv = try device.allocate(rows * 3 * w * t, "qkv")
@@ -451,16 +457,6 @@ public final class CUDAExecutionContext: ExecutionContext {
         func elementwiseGrid(_ total: Int) -> (Int, Int, Int) {
             (max(1, min((total + 255) / 256, device.multiprocessors * 16)), 1, 1)
         }
-        // Rows of up to 1280 columns (a multiple of 128) are held in registers and read once.
-        let layerNormKernel = w % 128 == 0 && w <= 1280 ? "layernorm_registers" : "layernorm"
-        func layerNorm(_ input: CUDABuffer, stride: Int, _ output: CUDABuffer, _ type: String, rows: Int,
-                       _ gamma: CUDABuffer, _ beta: CUDABuffer) throws {
-            try k.launch(
-                "\(layerNormKernel)_\(type)", grid: ((rows + 3) / 4, 1, 1), block: 128, stream: s,
-                [.pointer(input.pointer), .int64(Int64(stride)), .pointer(output.pointer), .pointer(gamma.pointer),
-                 .pointer(beta.pointer), .int32(Int32(rows)), .int32(Int32(w)), .float(eps)])
-        }
-
         try k.launch(
             "im2col_\(suffix)", grid: elementwiseGrid(b * g2 * e.patchK), block: 256, stream: s,
             [.pointer(pixels.pointer), .pointer(patches.pointer), .int32(Int32(b)), .int32(Int32(spec.imageSize)),
@@ -477,16 +473,31 @@ public final class CUDAExecutionContext: ExecutionContext {
         let useTensorCores = e.dtype != .f32 && k.has(mmaKernel) && mmaShared <= device.maxSharedMemoryPerBlock
             && ProcessInfo.processInfo.environment["CLIPSERVE_SCALAR_ATTENTION"] != "1"
         let smallBatchPath = smallBatch.flatMap { useTensorCores && rows <= $0.maxRows ? $0 : nil }
+        // The residual stream's type (see the class comment): fp16 only on the large-batch path of an fp16 engine.
+        let residual16 = halfResidual && smallBatchPath == nil
+        let residualType: DType = residual16 ? .f16 : .f32
+        // Rows of up to 1280 columns (a multiple of 128) are held in registers and read once; every LayerNorm reads
+        // the residual stream, the `_from16` kernels when it is 16-bit.
+        let layerNormKernel = (w % 128 == 0 && w <= 1280 ? "layernorm_registers" : "layernorm")
+            + (residual16 ? "_from16" : "")
+        func layerNorm(_ input: CUDABuffer, stride: Int, _ output: CUDABuffer, _ type: String, rows: Int,
+                       _ gamma: CUDABuffer, _ beta: CUDABuffer) throws {
+            try k.launch(
+                "\(layerNormKernel)_\(type)", grid: ((rows + 3) / 4, 1, 1), block: 128, stream: s,
+                [.pointer(input.pointer), .int64(Int64(stride)), .pointer(output.pointer), .pointer(gamma.pointer),
+                 .pointer(beta.pointer), .int32(Int32(rows)), .int32(Int32(w)), .float(eps)])
+        }
 
-        // The embeddings and ln_pre in one kernel; the small-batch block also gets the rows rounded to 16 bits in h.
+        // The embeddings and ln_pre in one kernel, into x in fp32, or in fp16 when the residual is (x16, x null); the
+        // small-batch block also gets the rows rounded to 16 bits in h.
         try k.launch(
             "embed_layernorm_\(suffix)", grid: ((rows + 3) / 4, 1, 1), block: 128, stream: s,
             [.pointer(patchOut.pointer), .pointer(e.classEmbedding.pointer), .pointer(e.positionalEmbedding.pointer),
-             .pointer(e.lnPreWeight.pointer), .pointer(e.lnPreBias.pointer), .pointer(x.pointer),
-             .pointer(smallBatchPath == nil ? 0 : h.pointer), .int32(Int32(rows)), .int32(Int32(t)), .int32(Int32(w)),
-             .float(eps)])
+             .pointer(e.lnPreWeight.pointer), .pointer(e.lnPreBias.pointer), .pointer(residual16 ? 0 : x.pointer),
+             .pointer(residual16 ? x.pointer : smallBatchPath == nil ? 0 : h.pointer), .int32(Int32(rows)),
+             .int32(Int32(t)), .int32(Int32(w)), .float(eps)])
         try mark("embed+ln_pre")
-        try capture?("ln_pre", [b, t, w], x, .f32)
+        try capture?("ln_pre", [b, t, w], x, residualType)
         var attentionKernel = useTensorCores ? mmaKernel : "attention_d\(headWidth)_\(suffix)"
         // Each warp owns 16 queries at a time; a CTA of 4 to 8 warps stages a head's K/V once. Pick the CTA size that
         // idles the fewest warps (ties: more warps): 17 query tiles of ViT-L-14 run on 6 warps. With enough
@@ -515,6 +526,14 @@ public final class CUDAExecutionContext: ExecutionContext {
             attentionShared = wgmmaShared
         }
         let wgmmaAttention = attentionKernel == wgmmaKernel
+        // On Hopper, c_fc with its bias and activation can run as one wgmma kernel when the shapes fit its tiles
+        // (CLIPSERVE_MLP_GEMM=128 or =256 picks the tile; by default, cuBLASLt and the separate bias + GELU pass).
+        let mlpTile = smallBatchPath == nil ? self.mlpTile(width: w, mlpWidth: mw) : nil
+        let mapH = try mlpTile.map { _ in
+            try TensorMap(
+                matrix: h.pointer, rows: rows, columns: w, boxRows: 128, boxColumns: 64, dtype: e.dtype,
+                libraries: libraries, label: "layernorm output")
+        }
         let scale = 1 / Float(headWidth).squareRoot()
         for (index, block) in e.blocks.enumerated() {
             let label = "resblocks.\(index)"
@@ -529,7 +548,7 @@ public final class CUDAExecutionContext: ExecutionContext {
             }
             if let smallBatchPath {
                 try smallBatchBlock(block, rows: rows, path: smallBatchPath, attentionLaunch: launchAttention)
-                try capture?(label, [b, t, w], x, .f32)
+                try capture?(label, [b, t, w], x, residualType)
                 continue
             }
             // ln_1 and ln_2 without their affine: gamma and beta are folded into QKV and c_fc (CUDABlockWeights).
@@ -541,26 +560,40 @@ public final class CUDAExecutionContext: ExecutionContext {
             try mark("gemm qkv")
             try launchAttention(dependent: false)
             try mark(wgmmaAttention ? "attention (wgmma)" : useTensorCores ? "attention (mma)" : "attention (scalar)")
+            // cuBLASLt reads the bias in the output type: fp16 copies for the fp16 stream.
             try matmul(
                 "\(label).out_proj", m: rows, n: w, k: w, weight: block.outWeight, input: attention, output: x,
-                outputType: .f32, bias: block.outBias, accumulate: true)
+                outputType: residualType, bias: residual16 ? block.outBias16! : block.outBias, accumulate: true)
             try mark("gemm out_proj")
             try layerNorm(x, stride: w, h, suffix, rows: rows, e.unitGamma, e.zeroBeta)
             try mark("layernorm")
-            try matmul(
-                "\(label).c_fc", m: rows, n: mw, k: w, weight: block.fc1Weight, input: h, output: mlp,
-                outputType: e.dtype, bias: nil)
-            try mark("gemm c_fc")
-            try k.launch(
-                "bias_gelu_\(suffix)", grid: (min(rows, device.multiprocessors * 32), 1, 1), block: 128, stream: s,
-                [.pointer(mlp.pointer), .pointer(block.fc1Bias.pointer), .int64(Int64(rows)), .int32(Int32(mw)),
-                 .int32(spec.activation == .quickGELU ? 1 : 0)])
-            try mark("bias+gelu")
+            if let mlpTile {
+                // c_fc, its bias and the activation in one wgmma kernel (gemm_wgmma.cu): the hidden layer is written once.
+                let mapW = try TensorMap(
+                    matrix: block.fc1Weight.pointer, rows: mw, columns: w, boxRows: mlpTile.columns, boxColumns: 64,
+                    dtype: e.dtype, libraries: libraries, label: "\(label).c_fc weight")
+                try k.launch(
+                    "gemm_activation_n\(mlpTile.columns)_\(suffix)", grid: (mw / mlpTile.columns, (rows + 127) / 128, 1),
+                    block: 288, sharedBytes: mlpTile.sharedBytes, stream: s,
+                    [.tensorMap(mapH!), .tensorMap(mapW), .pointer(mlp.pointer), .pointer(block.fc1Bias.pointer),
+                     .int32(Int32(rows)), .int32(Int32(mw)), .int32(Int32(w)), .int32(spec.activation == .quickGELU ? 2 : 1)])
+                try mark("gemm c_fc+gelu (wgmma)")
+            } else {
+                try matmul(
+                    "\(label).c_fc", m: rows, n: mw, k: w, weight: block.fc1Weight, input: h, output: mlp,
+                    outputType: e.dtype, bias: nil)
+                try mark("gemm c_fc")
+                try k.launch(
+                    "bias_gelu_\(suffix)", grid: (min(rows, device.multiprocessors * 32), 1, 1), block: 128, stream: s,
+                    [.pointer(mlp.pointer), .pointer(block.fc1Bias.pointer), .int64(Int64(rows)), .int32(Int32(mw)),
+                     .int32(spec.activation == .quickGELU ? 1 : 0)])
+                try mark("bias+gelu")
+            }
             try matmul(
                 "\(label).c_proj", m: rows, n: w, k: mw, weight: block.fc2Weight, input: mlp, output: x,
-                outputType: .f32, bias: block.fc2Bias, accumulate: true)
+                outputType: residualType, bias: residual16 ? block.fc2Bias16! : block.fc2Bias, accumulate: true)
             try mark("gemm c_proj")
-            try capture?(label, [b, t, w], x, .f32)
+            try capture?(label, [b, t, w], x, residualType)
         }
         // ln_post on each image's class token (rows T·W apart), then the projection: on the small-batch path one
         // ln_linear with ln_post folded into proj, from the class tokens' 16-bit copy.
@@ -574,6 +607,19 @@ public final class CUDAExecutionContext: ExecutionContext {
                 outputType: .f32, bias: nil)
         }
         try mark("ln_post+proj")
+    }
+
+    /// The wgmma c_fc + activation kernel's tile for this model, or nil when cuBLASLt and the bias + GELU pass run:
+    /// 16-bit engine, the kernel built (sm_90a), widths that are multiples of the tile, its shared memory available.
+    private func mlpTile(width: Int, mlpWidth: Int) -> (columns: Int, sharedBytes: Int)? {
+        let choice = ProcessInfo.processInfo.environment["CLIPSERVE_MLP_GEMM"] ?? "cublas"
+        guard engine.dtype != .f32, width % 64 == 0,
+            let tile = CUDAKernels.gemmActivationTiles.first(where: { "\($0.columns)" == choice }),
+            mlpWidth % tile.columns == 0,
+            engine.kernels.has("gemm_activation_n\(tile.columns)_\(CUDAKernels.suffix(engine.dtype))")
+        else { return nil }
+        let bytes = CUDAKernels.gemmActivationSharedBytes(tileColumns: tile.columns, stages: tile.stages)
+        return bytes <= device.maxSharedMemoryPerBlock ? (tile.columns, bytes) : nil
     }
 
     /// Records an event after the op just enqueued when stage profiling is on.

@@ -2,12 +2,47 @@ import CCUDA
 import Foundation
 import InferenceCore
 
-/// An argument of a kernel launch, stored in 8 bytes as the kernel's parameter type requires.
+/// An argument of a kernel launch, stored as the kernel's parameter type requires.
 enum KernelArgument {
     case pointer(CUdeviceptr)
     case int32(Int32)
     case int64(Int64)
     case float(Float)
+    /// A TMA descriptor passed by value (a `__grid_constant__` CUtensorMap parameter).
+    case tensorMap(TensorMap)
+
+    /// Bytes the value takes and the alignment it needs.
+    var layout: (size: Int, alignment: Int) {
+        switch self {
+        case .pointer, .int64: (8, 8)
+        case .int32, .float: (4, 4)
+        case .tensorMap: (TensorMap.byteCount, TensorMap.alignment)
+        }
+    }
+}
+
+/// A CUtensorMap: the driver's opaque 128-byte TMA descriptor of a tiled view of a global tensor.
+struct TensorMap {
+    static let byteCount = 128, alignment = 64
+    var words = [UInt64](repeating: 0, count: 16)
+
+    /// A row-major 16-bit matrix of `rows` x `columns` at `address`, read in boxes of `boxRows` x `boxColumns`
+    /// (`boxColumns` · 2 = 128 bytes) with the 128-byte swizzle that wgmma reads; rows past the end read as zero.
+    init(matrix address: CUdeviceptr, rows: Int, columns: Int, boxRows: Int, boxColumns: Int, dtype: DType,
+         libraries: CUDALibraries, label: String) throws {
+        precondition(dtype != .f32, "TMA maps here are for 16-bit matrices")
+        var dims: [UInt64] = [UInt64(columns), UInt64(rows)], strides: [UInt64] = [UInt64(columns * 2)]
+        var box: [UInt32] = [UInt32(boxColumns), UInt32(boxRows)], elementStrides: [UInt32] = [1, 1]
+        let type = dtype == .bf16 ? CCUDA_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CCUDA_TENSOR_MAP_DATA_TYPE_FLOAT16
+        let result = words.withUnsafeMutableBytes { map in
+            libraries.driver.cuTensorMapEncodeTiled!(
+                map.baseAddress, Int32(type), 2, UnsafeMutableRawPointer(bitPattern: UInt(address)), &dims, &strides,
+                &box, &elementStrides, Int32(CCUDA_TENSOR_MAP_INTERLEAVE_NONE), Int32(CCUDA_TENSOR_MAP_SWIZZLE_128B),
+                Int32(CCUDA_TENSOR_MAP_L2_PROMOTION_L2_256B), Int32(CCUDA_TENSOR_MAP_FLOAT_OOB_FILL_NONE))
+        }
+        try libraries.check(
+            result, "cuTensorMapEncodeTiled(\(label))", "\(rows) x \(columns) \(dtype.rawValue), box \(boxRows) x \(boxColumns)")
+    }
 }
 
 /// The compiled ViT kernels of one device: one module, its functions looked up once.
@@ -56,7 +91,7 @@ final class CUDAKernels: @unchecked Sendable {
         } else { do {
             // Hopper builds for sm_90a, the target with wgmma (attention_wgmma.cu is empty for any other); an NVRTC
             // without that target builds for the device's own architecture, without the wgmma attention.
-            let program = [KernelSources.attentionMma, KernelSources.smallBatch, KernelSources.attentionWgmma]
+            let program = [KernelSources.attentionMma, KernelSources.smallBatch, KernelSources.attentionWgmma, KernelSources.gemmWgmma]
                 .joined(separator: "\n")
             var architecture = Self.tensorCoreArchitecture(device)
             let mmaCubin: [UInt8]
@@ -72,7 +107,7 @@ final class CUDAKernels: @unchecked Sendable {
             }
             // The small-batch kernels use clusters and programmatic launch: built for sm_90 and later only.
             let smallBatch = device.computeCapability.major >= 9 ? ["ln_linear", "linear_residual"] : []
-            let wgmma = architecture == "sm_90a" ? ["attention_wgmma_d64"] : []
+            let wgmma = architecture == "sm_90a" ? ["attention_wgmma_d64", "gemm_activation_n128", "gemm_activation_n256"] : []
             for name in (["attention_mma_d64", "attention_mma_d80"] + smallBatch + wgmma).map({ "\($0)_\(suffix)" }) {
                 let function = try Self.function(name, in: attentionModule!, device: device)
                 try device.libraries.check(
@@ -94,6 +129,10 @@ final class CUDAKernels: @unchecked Sendable {
         compileSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
         for op in ["im2col", "normalize_bytes", "embed_layernorm", "layernorm", "layernorm_registers", "bias_gelu", "attention_d16", "attention_d32", "attention_d64", "attention_d80"] {
             try lookUp("\(op)_\(suffix)")
+        }
+        // The LayerNorms of the 16-bit residual stream (vit_kernels.cu builds them for 16-bit types only).
+        if dtype != .f32 {
+            for op in ["layernorm_from16", "layernorm_registers_from16"] { try lookUp("\(op)_\(suffix)") }
         }
         try lookUp("l2norm_f32")
         try lookUp("spin")
@@ -135,6 +174,16 @@ final class CUDAKernels: @unchecked Sendable {
         return 1024 + 2 * keyRows * 128 + wgmmaAttentionWarpgroups(tokens: tokens) * 2 * 64 * 128
     }
 
+    /// Shared memory of a CTA of the wgmma GEMM with activation (gemm_wgmma.cu's GemmShape): `stages` slices of
+    /// X (128 rows) and W (`tileColumns` rows), 64 columns of 16 bits each; a full and an empty barrier per stage;
+    /// 1 KB to align the stages to the swizzle's 1024 bytes.
+    static func gemmActivationSharedBytes(tileColumns: Int, stages: Int) -> Int {
+        1024 + stages * (128 + tileColumns) * 64 * 2 + 2 * stages * 8
+    }
+
+    /// The wgmma GEMM's tiles: output columns per CTA, pipeline stages and CTAs per SM (as gemm_wgmma.cu builds them).
+    static let gemmActivationTiles: [(columns: Int, stages: Int, ctasPerSM: Int)] = [(128, 3, 2), (256, 4, 1)]
+
     /// Whether `hasFunction(name)` can launch.
     func has(_ name: String) -> Bool { functions[name] != nil }
 
@@ -175,16 +224,25 @@ final class CUDAKernels: @unchecked Sendable {
         dependent: Bool = false, cluster: (Int, Int, Int)? = nil, _ arguments: [KernelArgument]
     ) throws {
         guard let function = functions[name] else { throw EngineError.device("cuda: kernel \(name) not in vit_kernels") }
-        let storage = UnsafeMutableRawPointer.allocate(byteCount: max(arguments.count, 1) * 8, alignment: 8)
+        var offsets: [Int] = [], end = 0
+        for argument in arguments {
+            let (size, alignment) = argument.layout
+            let offset = (end + alignment - 1) / alignment * alignment
+            offsets.append(offset)
+            end = offset + size
+        }
+        let storage = UnsafeMutableRawPointer.allocate(byteCount: max(end, 8), alignment: TensorMap.alignment)
         defer { storage.deallocate() }
         var pointers: [UnsafeMutableRawPointer?] = []
-        for (i, argument) in arguments.enumerated() {
-            let slot = storage + i * 8
+        for (argument, offset) in zip(arguments, offsets) {
+            let slot = storage + offset
             switch argument {
             case let .pointer(value): slot.storeBytes(of: value, as: UInt64.self)
             case let .int32(value): slot.storeBytes(of: value, as: Int32.self)
             case let .int64(value): slot.storeBytes(of: value, as: Int64.self)
             case let .float(value): slot.storeBytes(of: value, as: Float.self)
+            case let .tensorMap(map):
+                map.words.withUnsafeBytes { slot.copyMemory(from: $0.baseAddress!, byteCount: TensorMap.byteCount) }
             }
             pointers.append(slot)
         }

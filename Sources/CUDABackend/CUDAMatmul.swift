@@ -6,8 +6,8 @@ import InferenceCore
 ///
 /// In cuBLASLt's column-major terms that is Dᵀ = op_T(W) · Xᵀ: A = W (k × n, transposed), B = X (k × m), D = n × m.
 /// Accumulation and scaling are fp32 (CUBLAS_COMPUTE_32F, never TF32); inputs are the engine's precision and the
-/// output either the same or fp32 (the residual stream). Bias is added by the BIAS epilogue (exact) and the residual
-/// by beta = 1 with C = D (exact).
+/// output either the same or fp32 (the residual stream, unless an fp16 engine keeps it in fp16). Bias is added by the
+/// BIAS epilogue and the residual by beta = 1 with C = D (exact into fp32).
 struct MatmulShape: Hashable, CustomStringConvertible {
     /// Rows of X and Y.
     var m: Int

@@ -278,9 +278,10 @@ extern "C" __global__ void __launch_bounds__(256) attention_mma_d80_bf16(const u
 // (bits 16–29) steps between 64-column atoms of an N-major operand; with 64 columns there is one, so it is never used
 // here (also 1024). The tile must start on a 1024-byte boundary for the swizzle to line up; moving along K inside the
 // 128-byte row adds to the start address.
-__device__ __forceinline__ unsigned long long wgmma_descriptor(const void *tile) {
-    return (unsigned long long)((shared_address(tile) & 0x3FFFF) >> 4) | (64ull << 16) | (64ull << 32) | (1ull << 62);
+__device__ __forceinline__ unsigned long long wgmma_descriptor_at(unsigned address) {
+    return (unsigned long long)((address & 0x3FFFF) >> 4) | (64ull << 16) | (64ull << 32) | (1ull << 62);
 }
+__device__ __forceinline__ unsigned long long wgmma_descriptor(const void *tile) { return wgmma_descriptor_at(shared_address(tile)); }
 
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
@@ -567,6 +568,169 @@ extern "C" __global__ void __launch_bounds__(256, 2) attention_wgmma_d64_f16(con
 extern "C" __global__ void __launch_bounds__(256, 2) attention_wgmma_d64_bf16(const u16 *qkv, u16 *out, int tokens, int heads, float scale) {
     attention_wgmma<1>(qkv, out, tokens, heads, scale);
 }
+#endif
+
+#endif  // __CUDA_ARCH_FEAT_SM90_ALL
+"""##
+
+    /// `Kernels/gemm_wgmma.cu`.
+    static let gemmWgmma = ##"""
+// Hopper (sm_90a) GEMM with the MLP's activation in its epilogue: Y = act(X·Wᵀ + bias) for 16-bit X [m, k] and a
+// Linear weight W [n, k] (both K-major, as wgmma reads them), fp32 bias [n], 16-bit Y [m, n]. It replaces cuBLASLt's
+// c_fc followed by the bias + GELU pass: that pass reads and writes the whole MLP hidden layer once more (for
+// ViT-L-14 at batch 256 about 1 GB a block, 9 ms in all), and cuBLASLt's own GELU epilogue is the tanh form, which
+// open_clip does not use. Compiled after attention_wgmma.cu in the tensor-core program (it uses that file's
+// wgmma_descriptor, wgmma_fence, wgmma_commit, wgmma_hold and CLIPSERVE_OUT8, attention_mma.cu's u16, pack2 and
+// shared_address, and small_batch.cu's activate). Built only for sm_90a.
+//
+// One CTA computes a 128 x BN tile of Y (BN = 128 or 256): a producer warp streams 64-wide K slices of X and W
+// into a ring of STAGES shared-memory stages with TMA (the tensor maps ask for the 128-byte swizzle wgmma reads), and
+// two consumer warpgroups each own 64 rows of the tile, issuing wgmma m64nBNk16 from shared memory with fp32
+// accumulators. Full/empty mbarriers hand the stages back and forth: a stage is handed back once the wgmma that read
+// it has completed (wgmma.wait_group 1 after the next slice's wgmmas are issued). The host checks n % BN == 0 and
+// k % 64 == 0; rows past m are zero-filled by TMA and not stored.
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+
+// A CUtensorMap (the driver's opaque 128-byte TMA descriptor), passed by value as a __grid_constant__ parameter.
+struct __align__(64) TensorMap { unsigned long long words[16]; };
+
+__device__ __forceinline__ void barrier_init(unsigned bar, unsigned count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+}
+// Arrives and adds `bytes` to the transaction count this phase waits for (what the TMA loads will deliver).
+__device__ __forceinline__ void barrier_expect_bytes(unsigned bar, unsigned bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void barrier_arrive(unsigned bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
+}
+// Waits until the phase with this parity has completed.
+__device__ __forceinline__ void barrier_wait(unsigned bar, unsigned parity) {
+    asm volatile("{\n.reg .pred done;\nwait:\n"
+                 "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+                 "@!done bra wait;\n}\n" ::"r"(bar), "r"(parity) : "memory");
+}
+// Loads the box at (c0 along the inner dimension, c1 along the outer) into shared memory, completing on `bar`.
+__device__ __forceinline__ void tma_load(unsigned dst, const TensorMap *map, unsigned bar, int c0, int c1) {
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4}], [%2];"
+                 ::"r"(dst), "l"((unsigned long long)map), "r"(bar), "r"(c0), "r"(c1) : "memory");
+}
+__device__ __forceinline__ void wgmma_wait_one() { asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory"); }
+
+// D (+)= A·Bᵀ for a 64 x N tile and 16 of K, A and B in shared memory, both K-major. accumulate = 0 overwrites D.
+template <int BF16, int N> __device__ __forceinline__ void wgmma_tile(float (&d)[N / 2], unsigned long long a, unsigned long long b, int accumulate);
+#define CLIPSERVE_WGMMA_N128(TYPE)                                                                  \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                                           \
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32." TYPE "." TYPE " {"                      \
+                 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "               \
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "     \
+                 "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "     \
+                 "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"       \
+                 "}, %64, %65, p, 1, 1, 0, 0;\n}\n"                                                     \
+                 : CLIPSERVE_OUT8(d, 0), CLIPSERVE_OUT8(d, 8), CLIPSERVE_OUT8(d, 16), CLIPSERVE_OUT8(d, 24),\
+                   CLIPSERVE_OUT8(d, 32), CLIPSERVE_OUT8(d, 40), CLIPSERVE_OUT8(d, 48), CLIPSERVE_OUT8(d, 56)\
+                 : "l"(a), "l"(b), "r"(accumulate))
+#define CLIPSERVE_WGMMA_N256(TYPE)                                                                  \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"                                          \
+                 "wgmma.mma_async.sync.aligned.m64n256k16.f32." TYPE "." TYPE " {"                      \
+                 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "               \
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "     \
+                 "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "     \
+                 "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "     \
+                 "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "     \
+                 "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, "     \
+                 "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, "\
+                 "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"\
+                 "}, %128, %129, p, 1, 1, 0, 0;\n}\n"                                                   \
+                 : CLIPSERVE_OUT8(d, 0), CLIPSERVE_OUT8(d, 8), CLIPSERVE_OUT8(d, 16), CLIPSERVE_OUT8(d, 24),\
+                   CLIPSERVE_OUT8(d, 32), CLIPSERVE_OUT8(d, 40), CLIPSERVE_OUT8(d, 48), CLIPSERVE_OUT8(d, 56),\
+                   CLIPSERVE_OUT8(d, 64), CLIPSERVE_OUT8(d, 72), CLIPSERVE_OUT8(d, 80), CLIPSERVE_OUT8(d, 88),\
+                   CLIPSERVE_OUT8(d, 96), CLIPSERVE_OUT8(d, 104), CLIPSERVE_OUT8(d, 112), CLIPSERVE_OUT8(d, 120)\
+                 : "l"(a), "l"(b), "r"(accumulate))
+template <> __device__ __forceinline__ void wgmma_tile<0, 128>(float (&d)[64], unsigned long long a, unsigned long long b, int accumulate) { CLIPSERVE_WGMMA_N128("f16"); }
+template <> __device__ __forceinline__ void wgmma_tile<1, 128>(float (&d)[64], unsigned long long a, unsigned long long b, int accumulate) { CLIPSERVE_WGMMA_N128("bf16"); }
+template <> __device__ __forceinline__ void wgmma_tile<0, 256>(float (&d)[128], unsigned long long a, unsigned long long b, int accumulate) { CLIPSERVE_WGMMA_N256("f16"); }
+template <> __device__ __forceinline__ void wgmma_tile<1, 256>(float (&d)[128], unsigned long long a, unsigned long long b, int accumulate) { CLIPSERVE_WGMMA_N256("bf16"); }
+
+// Shared memory of one CTA: STAGES x (X slice 128 x 64 + W slice BN x 64, 16-bit), the full and empty barriers, and
+// 1 KB to align the stages to the swizzle's 1024 bytes. (CUDAKernels.gemmActivationSharedBytes computes the same.)
+template <int BN, int STAGES> struct GemmShape {
+    static constexpr int xBytes = 128 * 64 * 2, wBytes = BN * 64 * 2, stageBytes = xBytes + wBytes;
+    static constexpr int sharedBytes = 1024 + STAGES * stageBytes + 2 * STAGES * 8;
+};
+
+template <int BF16, int BN, int STAGES>
+__device__ __forceinline__ void gemm_activation(const TensorMap *mapX, const TensorMap *mapW, u16 *y,
+                                                const float *bias, int m, int n, int k, int act) {
+    typedef GemmShape<BN, STAGES> S;
+    extern __shared__ __align__(16) unsigned char sharedBytes[];
+    const unsigned base = (shared_address(sharedBytes) + 1023u) & ~1023u;
+    const unsigned full = base + STAGES * S::stageBytes, empty = full + STAGES * 8;
+    const int thread = threadIdx.x, m0 = blockIdx.y * 128, n0 = blockIdx.x * BN, slices = k / 64;
+    if (thread == 0) {
+        for (int s = 0; s < STAGES; s++) {
+            barrier_init(full + 8 * s, 1);
+            barrier_init(empty + 8 * s, 8);  // lane 0 of each consumer warp
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncthreads();
+    if (thread >= 256) {  // the producer warp: one thread issues every load
+        if (thread == 256) {
+            for (int i = 0; i < slices; i++) {
+                const int s = i % STAGES;
+                if (i >= STAGES) barrier_wait(empty + 8 * s, (i / STAGES - 1) & 1);
+                const unsigned stage = base + s * S::stageBytes;
+                barrier_expect_bytes(full + 8 * s, S::stageBytes);
+                tma_load(stage, mapX, full + 8 * s, i * 64, m0);
+                tma_load(stage + S::xBytes, mapW, full + 8 * s, i * 64, n0);
+            }
+        }
+        return;
+    }
+    const int wg = thread >> 7, warp = (thread >> 5) & 3, lane = thread & 31;
+    float d[BN / 2];
+    for (int i = 0; i < slices; i++) {
+        const int s = i % STAGES;
+        barrier_wait(full + 8 * s, (i / STAGES) & 1);
+        const unsigned stage = base + s * S::stageBytes;
+        // The descriptors' start address is in 16-byte units; this warpgroup's 64 rows of X start 8 KB in for wg 1.
+        const unsigned long long a = wgmma_descriptor_at(stage + wg * 8192), b = wgmma_descriptor_at(stage + S::xBytes);
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++) wgmma_tile<BF16, BN>(d, a + 2 * kk, b + 2 * kk, i > 0 || kk > 0);  // +32 bytes along K
+        wgmma_commit();
+        wgmma_wait_one();  // the previous slice's wgmmas have finished reading their stage
+        if (i > 0 && lane == 0) barrier_arrive(empty + 8 * ((i - 1) % STAGES));
+    }
+    wgmma_wait_all();
+    wgmma_hold(d);
+    // Accumulator layout of wgmma m64nN: warp w of the group holds rows 16w + lane/4 and +8; element 4j (+1) is column
+    // 8j + 2·(lane % 4) (+1) of the first row, 4j + 2 (+3) the same columns of the second.
+    const int r0 = m0 + wg * 64 + warp * 16 + (lane >> 2), r1 = r0 + 8;
+    u16 *y0 = y + (long)r0 * n, *y1 = y + (long)r1 * n;
+#pragma unroll
+    for (int j = 0; j < BN / 8; j++) {
+        const int col = n0 + j * 8 + 2 * (lane & 3);
+        const float2 bb = *(const float2 *)(bias + col);
+        if (r0 < m) *(unsigned *)(y0 + col) = pack2<BF16>(activate(d[4 * j] + bb.x, act), activate(d[4 * j + 1] + bb.y, act));
+        if (r1 < m) *(unsigned *)(y1 + col) = pack2<BF16>(activate(d[4 * j + 2] + bb.x, act), activate(d[4 * j + 3] + bb.y, act));
+    }
+}
+
+#define CLIPSERVE_GEMM_ACTIVATION(NAME, BF16, BN, STAGES, CTAS)                                                       \
+    extern "C" __global__ void __launch_bounds__(288, CTAS) NAME(const __grid_constant__ TensorMap mapX,                \
+            const __grid_constant__ TensorMap mapW, u16 *y, const float *bias, int m, int n, int k, int act) {          \
+        gemm_activation<BF16, BN, STAGES>(&mapX, &mapW, y, bias, m, n, k, act);                                         \
+    }
+#ifdef CLIPSERVE_F16
+CLIPSERVE_GEMM_ACTIVATION(gemm_activation_n128_f16, 0, 128, 3, 2)
+CLIPSERVE_GEMM_ACTIVATION(gemm_activation_n256_f16, 0, 256, 4, 1)
+#endif
+#ifdef CLIPSERVE_BF16
+CLIPSERVE_GEMM_ACTIVATION(gemm_activation_n128_bf16, 1, 128, 3, 2)
+CLIPSERVE_GEMM_ACTIVATION(gemm_activation_n256_bf16, 1, 256, 4, 1)
 #endif
 
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
@@ -1108,10 +1272,10 @@ __device__ __forceinline__ float2 register_row_stats(const float4 *v, int vector
 }
 
 // The embeddings and ln_pre in one pass: row r of x = LayerNorm((t == 0 ? class_embedding : patchOut[b, t - 1, :]) +
-// positional[t, :]) (t = r % tokens, b = r / tokens), fp32; when x16 is not null the row is also written rounded to T
-// there (the small-batch block's 16-bit copy of the residual stream). One warp per row, two-pass mean/variance in
-// fp32, the row held in registers (float4 per lane) when width % 128 == 0 and width <= 4 * 32 * MAXV, else read
-// three times (from L1 after the first).
+// positional[t, :]) (t = r % tokens, b = r / tokens), fp32 unless x is null; when x16 is not null the row is also
+// written rounded to T there (the small-batch block's 16-bit copy of the residual stream, or the 16-bit residual
+// stream itself when x is null). One warp per row, two-pass mean/variance in fp32, the row held in registers (float4
+// per lane) when width % 128 == 0 and width <= 4 * 32 * MAXV, else read three times (from L1 after the first).
 template <typename T, int MAXV>
 __device__ void embed_layernorm(const float *patchOut, const float *classEmbedding, const float *positional,
                                 const float *gamma, const float *beta, float *x, T *x16, int rows, int tokens,
@@ -1121,7 +1285,7 @@ __device__ void embed_layernorm(const float *patchOut, const float *classEmbeddi
     const int t = warp % tokens;
     const float *source = t == 0 ? classEmbedding : patchOut + ((long)(warp / tokens) * (tokens - 1) + t - 1) * width;
     const float *position = positional + (long)t * width;
-    float *out = x + (long)warp * width;
+    float *out = x == nullptr ? nullptr : x + (long)warp * width;
     T *out16 = x16 == nullptr ? nullptr : x16 + (long)warp * width;
     if (width % 128 == 0 && width <= 128 * MAXV) {
         const int vectors = width >> 7;
@@ -1144,7 +1308,7 @@ __device__ void embed_layernorm(const float *patchOut, const float *classEmbeddi
                 const float4 g = *(const float4 *)(gamma + c), b = *(const float4 *)(beta + c);
                 const float4 o = make_float4((v[i].x - mean) * inv * g.x + b.x, (v[i].y - mean) * inv * g.y + b.y,
                                              (v[i].z - mean) * inv * g.z + b.z, (v[i].w - mean) * inv * g.w + b.w);
-                *(float4 *)(out + c) = o;
+                if (out != nullptr) *(float4 *)(out + c) = o;
                 if (out16 != nullptr) {
                     struct alignas(4 * sizeof(T)) Four { T v[4]; } h;
                     h.v[0] = from_float<T>(o.x);
@@ -1168,50 +1332,58 @@ __device__ void embed_layernorm(const float *patchOut, const float *classEmbeddi
     const float inv = rsqrtf(warp_sum(squares) / width + eps);
     for (int i = lane; i < width; i += 32) {
         const float v = (source[i] + position[i] - mean) * inv * gamma[i] + beta[i];
-        out[i] = v;
+        if (out != nullptr) out[i] = v;
         if (out16 != nullptr) out16[i] = from_float<T>(v);
     }
 }
 
-// LayerNorm of fp32 rows (row r starts at x + r * inStride) into T rows of `width`; one warp per row, two-pass
-// mean/variance in fp32. In place is allowed when T is float and inStride == width. Used for widths the register
-// version below cannot hold (not a multiple of 128, or over 1280).
-template <typename T>
-__device__ void layernorm(const float *x, long inStride, T *y, const float *gamma, const float *beta, int rows,
+// LayerNorm of TI rows (fp32, or the 16-bit residual stream; row r starts at x + r * inStride) into T rows of
+// `width`; one warp per row, two-pass mean/variance in fp32. In place is allowed when T is TI and inStride == width.
+// Used for widths the register version below cannot hold (not a multiple of 128, or over 1280).
+template <typename T, typename TI = float>
+__device__ void layernorm(const TI *x, long inStride, T *y, const float *gamma, const float *beta, int rows,
                           int width, float eps) {
     int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
     if (warp >= rows) return;
-    const float *row = x + (long)warp * inStride;
+    const TI *row = x + (long)warp * inStride;
     // Lane-contiguous scalar accesses (fully coalesced); the row stays in L1 between the passes.
     float sum = 0.f;
-    for (int i = lane; i < width; i += 32) sum += row[i];
+    for (int i = lane; i < width; i += 32) sum += to_float(row[i]);
     float mean = warp_sum(sum) / width;
     float squares = 0.f;
     for (int i = lane; i < width; i += 32) {
-        float d = row[i] - mean;
+        float d = to_float(row[i]) - mean;
         squares += d * d;
     }
     float inv = rsqrtf(warp_sum(squares) / width + eps);
     T *out = y + (long)warp * width;
-    for (int i = lane; i < width; i += 32) out[i] = from_float<T>((row[i] - mean) * inv * gamma[i] + beta[i]);
+    for (int i = lane; i < width; i += 32) out[i] = from_float<T>((to_float(row[i]) - mean) * inv * gamma[i] + beta[i]);
+}
+
+// Values 4·i to 4·i + 3 of `row` as fp32: one 16-byte load of fp32, one 8-byte load of 16-bit values.
+__device__ __forceinline__ float4 load_float4(const float *row, int i) { return ((const float4 *)row)[i]; }
+template <typename T> __device__ __forceinline__ float4 load_float4(const T *row, int i) {
+    struct alignas(4 * sizeof(T)) Four { T v[4]; };
+    const Four h = ((const Four *)row)[i];
+    return make_float4(to_float(h.v[0]), to_float(h.v[1]), to_float(h.v[2]), to_float(h.v[3]));
 }
 
 // The same LayerNorm with the row held in registers (float4 per lane, up to 4·32·MAXV = 1280 columns; width % 128 ==
-// 0): one read of the row from memory, 16-byte loads, 8-byte stores of 16-bit output. On H200 it took ViT-L-14's
-// LayerNorms at batch 256 from 6.87 to 4.99 ms in all (3.9 TB/s).
-template <typename T, int MAXV>
-__device__ void layernorm_registers(const float *x, long inStride, T *y, const float *gamma, const float *beta, int rows,
+// 0): one read of the row from memory, 16-byte loads of fp32 input (8-byte of 16-bit), 8-byte stores of 16-bit
+// output. On H200 it took ViT-L-14's LayerNorms at batch 256 from 6.87 to 4.99 ms in all (3.9 TB/s).
+template <typename T, int MAXV, typename TI = float>
+__device__ void layernorm_registers(const TI *x, long inStride, T *y, const float *gamma, const float *beta, int rows,
                                     int width, float eps) {
     int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
     if (warp >= rows) return;
-    const float4 *row = (const float4 *)(x + (long)warp * inStride);
+    const TI *row = x + (long)warp * inStride;
     const int vectors = width >> 7;  // float4 per lane
     float4 v[MAXV];
     float sum = 0.f;
 #pragma unroll
     for (int i = 0; i < MAXV; i++) {
         if (i < vectors) {
-            v[i] = row[i * 32 + lane];
+            v[i] = load_float4(row, i * 32 + lane);
             sum += (v[i].x + v[i].y) + (v[i].z + v[i].w);
         }
     }
@@ -1392,6 +1564,17 @@ extern "C" __global__ void l2norm_f32(float *y, int dim) {
         layernorm_registers<T, 10>(x, inStride, y, gamma, beta, rows, width, eps);                                 \
     }
 
+// The same LayerNorms reading the 16-bit residual stream (16-bit engines).
+#define CLIPSERVE_LAYERNORM_FROM16(T, NAME)                                                                       \
+    extern "C" __global__ void layernorm_from16_##NAME(const T *x, long inStride, T *y, const float *gamma,        \
+                                                       const float *beta, int rows, int width, float eps) {        \
+        layernorm<T, T>(x, inStride, y, gamma, beta, rows, width, eps);                                            \
+    }                                                                                                              \
+    extern "C" __global__ void layernorm_registers_from16_##NAME(const T *x, long inStride, T *y,                  \
+            const float *gamma, const float *beta, int rows, int width, float eps) {                               \
+        layernorm_registers<T, 10, T>(x, inStride, y, gamma, beta, rows, width, eps);                              \
+    }
+
 #define CLIPSERVE_ENTRY_POINTS(T, NAME)                                                                           \
     extern "C" __global__ void im2col_##NAME(const T *pixels, T *patches, int batch, int imageSize, int patch,     \
                                              int grid, int kPadded) {                                              \
@@ -1429,10 +1612,12 @@ CLIPSERVE_ENTRY_POINTS(float, f32)
 #endif
 #ifdef CLIPSERVE_F16
 CLIPSERVE_LAYERNORM(f16_t, f16)
+CLIPSERVE_LAYERNORM_FROM16(f16_t, f16)
 CLIPSERVE_ENTRY_POINTS(f16_t, f16)
 #endif
 #ifdef CLIPSERVE_BF16
 CLIPSERVE_LAYERNORM(bf16_t, bf16)
+CLIPSERVE_LAYERNORM_FROM16(bf16_t, bf16)
 CLIPSERVE_ENTRY_POINTS(bf16_t, bf16)
 #endif
 """##

@@ -35,6 +35,13 @@ enum {
     CCUDA_EVENT_DEFAULT = 0,
     CCUDA_EVENT_BLOCKING_SYNC = 1,
     CCUDA_EVENT_DISABLE_TIMING = 2,
+    // cuTensorMapEncodeTiled's enums.
+    CCUDA_TENSOR_MAP_DATA_TYPE_FLOAT16 = 6,
+    CCUDA_TENSOR_MAP_DATA_TYPE_BFLOAT16 = 9,
+    CCUDA_TENSOR_MAP_INTERLEAVE_NONE = 0,
+    CCUDA_TENSOR_MAP_SWIZZLE_128B = 3,
+    CCUDA_TENSOR_MAP_L2_PROMOTION_L2_256B = 3,
+    CCUDA_TENSOR_MAP_FLOAT_OOB_FILL_NONE = 0,
 };
 
 // cuLaunchKernelEx's configuration (CUlaunchConfig / CUlaunchAttribute of cuda.h, same layout), for the two
@@ -110,6 +117,13 @@ typedef struct {
     CUresult (*cuGraphDestroy)(CUgraph graph);
     CUresult (*cuStreamWaitEvent)(CUstream stream, CUevent event, unsigned int flags);
     CUresult (*cuLaunchKernelEx)(const ccuda_launch_config *config, CUfunction function, void **params, void **extra);
+    // A TMA descriptor (CUtensorMap: 128 opaque bytes, 64-byte aligned) for a tiled view of a global tensor; the enum
+    // arguments are cuda.h's CUtensorMapDataType, CUtensorMapInterleave, CUtensorMapSwizzle, CUtensorMapL2promotion
+    // and CUtensorMapFloatOOBfill.
+    CUresult (*cuTensorMapEncodeTiled)(void *tensorMap, int dataType, uint32_t rank, void *globalAddress,
+                                       const uint64_t *globalDim, const uint64_t *globalStrides, const uint32_t *boxDim,
+                                       const uint32_t *elementStrides, int interleave, int swizzle, int l2Promotion,
+                                       int oobFill);
 } ccuda_driver_api;
 
 // ---- cuBLASLt ----

@@ -26,9 +26,10 @@
 // (bits 16–29) steps between 64-column atoms of an N-major operand; with 64 columns there is one, so it is never used
 // here (also 1024). The tile must start on a 1024-byte boundary for the swizzle to line up; moving along K inside the
 // 128-byte row adds to the start address.
-__device__ __forceinline__ unsigned long long wgmma_descriptor(const void *tile) {
-    return (unsigned long long)((shared_address(tile) & 0x3FFFF) >> 4) | (64ull << 16) | (64ull << 32) | (1ull << 62);
+__device__ __forceinline__ unsigned long long wgmma_descriptor_at(unsigned address) {
+    return (unsigned long long)((address & 0x3FFFF) >> 4) | (64ull << 16) | (64ull << 32) | (1ull << 62);
 }
+__device__ __forceinline__ unsigned long long wgmma_descriptor(const void *tile) { return wgmma_descriptor_at(shared_address(tile)); }
 
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }

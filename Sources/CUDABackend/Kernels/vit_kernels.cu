@@ -80,10 +80,10 @@ __device__ __forceinline__ float2 register_row_stats(const float4 *v, int vector
 }
 
 // The embeddings and ln_pre in one pass: row r of x = LayerNorm((t == 0 ? class_embedding : patchOut[b, t - 1, :]) +
-// positional[t, :]) (t = r % tokens, b = r / tokens), fp32; when x16 is not null the row is also written rounded to T
-// there (the small-batch block's 16-bit copy of the residual stream). One warp per row, two-pass mean/variance in
-// fp32, the row held in registers (float4 per lane) when width % 128 == 0 and width <= 4 * 32 * MAXV, else read
-// three times (from L1 after the first).
+// positional[t, :]) (t = r % tokens, b = r / tokens), fp32 unless x is null; when x16 is not null the row is also
+// written rounded to T there (the small-batch block's 16-bit copy of the residual stream, or the 16-bit residual
+// stream itself when x is null). One warp per row, two-pass mean/variance in fp32, the row held in registers (float4
+// per lane) when width % 128 == 0 and width <= 4 * 32 * MAXV, else read three times (from L1 after the first).
 template <typename T, int MAXV>
 __device__ void embed_layernorm(const float *patchOut, const float *classEmbedding, const float *positional,
                                 const float *gamma, const float *beta, float *x, T *x16, int rows, int tokens,
@@ -93,7 +93,7 @@ __device__ void embed_layernorm(const float *patchOut, const float *classEmbeddi
     const int t = warp % tokens;
     const float *source = t == 0 ? classEmbedding : patchOut + ((long)(warp / tokens) * (tokens - 1) + t - 1) * width;
     const float *position = positional + (long)t * width;
-    float *out = x + (long)warp * width;
+    float *out = x == nullptr ? nullptr : x + (long)warp * width;
     T *out16 = x16 == nullptr ? nullptr : x16 + (long)warp * width;
     if (width % 128 == 0 && width <= 128 * MAXV) {
         const int vectors = width >> 7;
@@ -116,7 +116,7 @@ __device__ void embed_layernorm(const float *patchOut, const float *classEmbeddi
                 const float4 g = *(const float4 *)(gamma + c), b = *(const float4 *)(beta + c);
                 const float4 o = make_float4((v[i].x - mean) * inv * g.x + b.x, (v[i].y - mean) * inv * g.y + b.y,
                                              (v[i].z - mean) * inv * g.z + b.z, (v[i].w - mean) * inv * g.w + b.w);
-                *(float4 *)(out + c) = o;
+                if (out != nullptr) *(float4 *)(out + c) = o;
                 if (out16 != nullptr) {
                     struct alignas(4 * sizeof(T)) Four { T v[4]; } h;
                     h.v[0] = from_float<T>(o.x);
@@ -140,50 +140,58 @@ __device__ void embed_layernorm(const float *patchOut, const float *classEmbeddi
     const float inv = rsqrtf(warp_sum(squares) / width + eps);
     for (int i = lane; i < width; i += 32) {
         const float v = (source[i] + position[i] - mean) * inv * gamma[i] + beta[i];
-        out[i] = v;
+        if (out != nullptr) out[i] = v;
         if (out16 != nullptr) out16[i] = from_float<T>(v);
     }
 }
 
-// LayerNorm of fp32 rows (row r starts at x + r * inStride) into T rows of `width`; one warp per row, two-pass
-// mean/variance in fp32. In place is allowed when T is float and inStride == width. Used for widths the register
-// version below cannot hold (not a multiple of 128, or over 1280).
-template <typename T>
-__device__ void layernorm(const float *x, long inStride, T *y, const float *gamma, const float *beta, int rows,
+// LayerNorm of TI rows (fp32, or the 16-bit residual stream; row r starts at x + r * inStride) into T rows of
+// `width`; one warp per row, two-pass mean/variance in fp32. In place is allowed when T is TI and inStride == width.
+// Used for widths the register version below cannot hold (not a multiple of 128, or over 1280).
+template <typename T, typename TI = float>
+__device__ void layernorm(const TI *x, long inStride, T *y, const float *gamma, const float *beta, int rows,
                           int width, float eps) {
     int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
     if (warp >= rows) return;
-    const float *row = x + (long)warp * inStride;
+    const TI *row = x + (long)warp * inStride;
     // Lane-contiguous scalar accesses (fully coalesced); the row stays in L1 between the passes.
     float sum = 0.f;
-    for (int i = lane; i < width; i += 32) sum += row[i];
+    for (int i = lane; i < width; i += 32) sum += to_float(row[i]);
     float mean = warp_sum(sum) / width;
     float squares = 0.f;
     for (int i = lane; i < width; i += 32) {
-        float d = row[i] - mean;
+        float d = to_float(row[i]) - mean;
         squares += d * d;
     }
     float inv = rsqrtf(warp_sum(squares) / width + eps);
     T *out = y + (long)warp * width;
-    for (int i = lane; i < width; i += 32) out[i] = from_float<T>((row[i] - mean) * inv * gamma[i] + beta[i]);
+    for (int i = lane; i < width; i += 32) out[i] = from_float<T>((to_float(row[i]) - mean) * inv * gamma[i] + beta[i]);
+}
+
+// Values 4·i to 4·i + 3 of `row` as fp32: one 16-byte load of fp32, one 8-byte load of 16-bit values.
+__device__ __forceinline__ float4 load_float4(const float *row, int i) { return ((const float4 *)row)[i]; }
+template <typename T> __device__ __forceinline__ float4 load_float4(const T *row, int i) {
+    struct alignas(4 * sizeof(T)) Four { T v[4]; };
+    const Four h = ((const Four *)row)[i];
+    return make_float4(to_float(h.v[0]), to_float(h.v[1]), to_float(h.v[2]), to_float(h.v[3]));
 }
 
 // The same LayerNorm with the row held in registers (float4 per lane, up to 4·32·MAXV = 1280 columns; width % 128 ==
-// 0): one read of the row from memory, 16-byte loads, 8-byte stores of 16-bit output. On H200 it took ViT-L-14's
-// LayerNorms at batch 256 from 6.87 to 4.99 ms in all (3.9 TB/s).
-template <typename T, int MAXV>
-__device__ void layernorm_registers(const float *x, long inStride, T *y, const float *gamma, const float *beta, int rows,
+// 0): one read of the row from memory, 16-byte loads of fp32 input (8-byte of 16-bit), 8-byte stores of 16-bit
+// output. On H200 it took ViT-L-14's LayerNorms at batch 256 from 6.87 to 4.99 ms in all (3.9 TB/s).
+template <typename T, int MAXV, typename TI = float>
+__device__ void layernorm_registers(const TI *x, long inStride, T *y, const float *gamma, const float *beta, int rows,
                                     int width, float eps) {
     int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
     if (warp >= rows) return;
-    const float4 *row = (const float4 *)(x + (long)warp * inStride);
+    const TI *row = x + (long)warp * inStride;
     const int vectors = width >> 7;  // float4 per lane
     float4 v[MAXV];
     float sum = 0.f;
 #pragma unroll
     for (int i = 0; i < MAXV; i++) {
         if (i < vectors) {
-            v[i] = row[i * 32 + lane];
+            v[i] = load_float4(row, i * 32 + lane);
             sum += (v[i].x + v[i].y) + (v[i].z + v[i].w);
         }
     }
@@ -364,6 +372,17 @@ extern "C" __global__ void l2norm_f32(float *y, int dim) {
         layernorm_registers<T, 10>(x, inStride, y, gamma, beta, rows, width, eps);                                 \
     }
 
+// The same LayerNorms reading the 16-bit residual stream (16-bit engines).
+#define CLIPSERVE_LAYERNORM_FROM16(T, NAME)                                                                       \
+    extern "C" __global__ void layernorm_from16_##NAME(const T *x, long inStride, T *y, const float *gamma,        \
+                                                       const float *beta, int rows, int width, float eps) {        \
+        layernorm<T, T>(x, inStride, y, gamma, beta, rows, width, eps);                                            \
+    }                                                                                                              \
+    extern "C" __global__ void layernorm_registers_from16_##NAME(const T *x, long inStride, T *y,                  \
+            const float *gamma, const float *beta, int rows, int width, float eps) {                               \
+        layernorm_registers<T, 10, T>(x, inStride, y, gamma, beta, rows, width, eps);                              \
+    }
+
 #define CLIPSERVE_ENTRY_POINTS(T, NAME)                                                                           \
     extern "C" __global__ void im2col_##NAME(const T *pixels, T *patches, int batch, int imageSize, int patch,     \
                                              int grid, int kPadded) {                                              \
@@ -401,9 +420,11 @@ CLIPSERVE_ENTRY_POINTS(float, f32)
 #endif
 #ifdef CLIPSERVE_F16
 CLIPSERVE_LAYERNORM(f16_t, f16)
+CLIPSERVE_LAYERNORM_FROM16(f16_t, f16)
 CLIPSERVE_ENTRY_POINTS(f16_t, f16)
 #endif
 #ifdef CLIPSERVE_BF16
 CLIPSERVE_LAYERNORM(bf16_t, bf16)
+CLIPSERVE_LAYERNORM_FROM16(bf16_t, bf16)
 CLIPSERVE_ENTRY_POINTS(bf16_t, bf16)
 #endif
