@@ -526,12 +526,12 @@ public final class CUDAExecutionContext: ExecutionContext {
             attentionShared = wgmmaShared
         }
         let wgmmaAttention = attentionKernel == wgmmaKernel
-        // On Hopper, c_fc with its bias and activation can run as one wgmma kernel when the shapes fit its tiles
-        // (CLIPSERVE_MLP_GEMM=128 or =256 picks the tile; by default, cuBLASLt and the separate bias + GELU pass).
-        let mlpTile = smallBatchPath == nil ? self.mlpTile(width: w, mlpWidth: mw) : nil
-        let mapH = try mlpTile.map { _ in
+        // On Hopper, c_fc with its bias and activation can run as one wgmma kernel (CLIPSERVE_MLP_GEMM=wgmma; by
+        // default, cuBLASLt and the separate bias + GELU pass, faster so far).
+        let mlpKernel = smallBatchPath == nil ? self.mlpKernel(width: w, mlpWidth: mw) : nil
+        let mapH = try mlpKernel.map {
             try TensorMap(
-                matrix: h.pointer, rows: rows, columns: w, boxRows: 128, boxColumns: 64, dtype: e.dtype,
+                matrix: h.pointer, rows: rows, columns: w, boxRows: $0.tileRows, boxColumns: 64, dtype: e.dtype,
                 libraries: libraries, label: "layernorm output")
         }
         let scale = 1 / Float(headWidth).squareRoot()
@@ -567,16 +567,16 @@ public final class CUDAExecutionContext: ExecutionContext {
             try mark("gemm out_proj")
             try layerNorm(x, stride: w, h, suffix, rows: rows, e.unitGamma, e.zeroBeta)
             try mark("layernorm")
-            if let mlpTile {
+            if let mlpKernel {
                 // c_fc, its bias and the activation in one wgmma kernel (gemm_wgmma.cu): the hidden layer is written once.
                 let mapW = try TensorMap(
-                    matrix: block.fc1Weight.pointer, rows: mw, columns: w, boxRows: mlpTile.columns, boxColumns: 64,
+                    matrix: block.fc1Weight.pointer, rows: mw, columns: w, boxRows: mlpKernel.tileColumns, boxColumns: 64,
                     dtype: e.dtype, libraries: libraries, label: "\(label).c_fc weight")
+                let nTiles = mw / mlpKernel.tileColumns, mTiles = (rows + mlpKernel.tileRows - 1) / mlpKernel.tileRows
                 try k.launch(
-                    "gemm_activation_n\(mlpTile.columns)_\(suffix)", grid: (mw / mlpTile.columns, (rows + 127) / 128, 1),
-                    block: 288, sharedBytes: mlpTile.sharedBytes, stream: s,
+                    mlpKernel.name(e.dtype), grid: (nTiles, mTiles, 1), block: 288, sharedBytes: mlpKernel.sharedBytes, stream: s,
                     [.tensorMap(mapH!), .tensorMap(mapW), .pointer(mlp.pointer), .pointer(block.fc1Bias.pointer),
-                     .int32(Int32(rows)), .int32(Int32(mw)), .int32(Int32(w)), .int32(spec.activation == .quickGELU ? 2 : 1)])
+                     .int32(Int32(rows)), .int32(Int32(mw)), .int32(Int32(w)), .int32(spec.activation == .quickGELU ? 1 : 0)])
                 try mark("gemm c_fc+gelu (wgmma)")
             } else {
                 try matmul(
@@ -609,17 +609,16 @@ public final class CUDAExecutionContext: ExecutionContext {
         try mark("ln_post+proj")
     }
 
-    /// The wgmma c_fc + activation kernel's tile for this model, or nil when cuBLASLt and the bias + GELU pass run:
-    /// 16-bit engine, the kernel built (sm_90a), widths that are multiples of the tile, its shared memory available.
-    private func mlpTile(width: Int, mlpWidth: Int) -> (columns: Int, sharedBytes: Int)? {
-        let choice = ProcessInfo.processInfo.environment["CLIPSERVE_MLP_GEMM"] ?? "cublas"
-        guard engine.dtype != .f32, width % 64 == 0,
-            let tile = CUDAKernels.gemmActivationTiles.first(where: { "\($0.columns)" == choice }),
-            mlpWidth % tile.columns == 0,
-            engine.kernels.has("gemm_activation_n\(tile.columns)_\(CUDAKernels.suffix(engine.dtype))")
+    /// The wgmma c_fc + activation kernel when asked for (CLIPSERVE_MLP_GEMM=wgmma) and usable: 16-bit engine, the
+    /// kernel built (sm_90a), widths that are multiples of its tile, its shared memory available. Otherwise nil:
+    /// cuBLASLt and the bias + GELU pass, which are faster on the H100 measured (see gemm_wgmma.cu).
+    private func mlpKernel(width: Int, mlpWidth: Int) -> CUDAKernels.GemmActivationKernel? {
+        let kernel = CUDAKernels.gemmActivation
+        guard ProcessInfo.processInfo.environment["CLIPSERVE_MLP_GEMM"] == "wgmma", engine.dtype != .f32,
+            width % 64 == 0, mlpWidth % kernel.tileColumns == 0, engine.kernels.has(kernel.name(engine.dtype)),
+            kernel.sharedBytes <= device.maxSharedMemoryPerBlock
         else { return nil }
-        let bytes = CUDAKernels.gemmActivationSharedBytes(tileColumns: tile.columns, stages: tile.stages)
-        return bytes <= device.maxSharedMemoryPerBlock ? (tile.columns, bytes) : nil
+        return kernel
     }
 
     /// Records an event after the op just enqueued when stage profiling is on.

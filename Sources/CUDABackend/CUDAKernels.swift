@@ -72,7 +72,8 @@ final class CUDAKernels: @unchecked Sendable {
         let suffix = Self.suffix(dtype)
         let define = "CLIPSERVE_\(suffix.uppercased())"
         let (cubin, cached) = try compiler.cubin(
-            source: KernelSources.vitKernels, name: "vit_kernels", architecture: device.architecture, defines: [define])
+            source: KernelSources.activation + "\n" + KernelSources.vitKernels, name: "vit_kernels",
+            architecture: device.architecture, defines: [define])
         var module: CUmodule?
         try cubin.withUnsafeBytes { bytes in
             try device.libraries.check(
@@ -91,8 +92,10 @@ final class CUDAKernels: @unchecked Sendable {
         } else { do {
             // Hopper builds for sm_90a, the target with wgmma (attention_wgmma.cu is empty for any other); an NVRTC
             // without that target builds for the device's own architecture, without the wgmma attention.
-            let program = [KernelSources.attentionMma, KernelSources.smallBatch, KernelSources.attentionWgmma, KernelSources.gemmWgmma]
-                .joined(separator: "\n")
+            let program = [
+                KernelSources.attentionMma, KernelSources.activation, KernelSources.smallBatch, KernelSources.attentionWgmma,
+                KernelSources.gemmWgmma,
+            ].joined(separator: "\n")
             var architecture = Self.tensorCoreArchitecture(device)
             let mmaCubin: [UInt8]
             do {
@@ -107,7 +110,7 @@ final class CUDAKernels: @unchecked Sendable {
             }
             // The small-batch kernels use clusters and programmatic launch: built for sm_90 and later only.
             let smallBatch = device.computeCapability.major >= 9 ? ["ln_linear", "linear_residual"] : []
-            let wgmma = architecture == "sm_90a" ? ["attention_wgmma_d64", "gemm_activation_n128", "gemm_activation_n256"] : []
+            let wgmma = architecture == "sm_90a" ? ["attention_wgmma_d64", "gemm_activation"] : []
             for name in (["attention_mma_d64", "attention_mma_d80"] + smallBatch + wgmma).map({ "\($0)_\(suffix)" }) {
                 let function = try Self.function(name, in: attentionModule!, device: device)
                 try device.libraries.check(
@@ -174,15 +177,20 @@ final class CUDAKernels: @unchecked Sendable {
         return 1024 + 2 * keyRows * 128 + wgmmaAttentionWarpgroups(tokens: tokens) * 2 * 64 * 128
     }
 
-    /// Shared memory of a CTA of the wgmma GEMM with activation (gemm_wgmma.cu's GemmShape): `stages` slices of
-    /// X (128 rows) and W (`tileColumns` rows), 64 columns of 16 bits each; a full and an empty barrier per stage;
-    /// 1 KB to align the stages to the swizzle's 1024 bytes.
-    static func gemmActivationSharedBytes(tileColumns: Int, stages: Int) -> Int {
-        1024 + stages * (128 + tileColumns) * 64 * 2 + 2 * stages * 8
+    /// The wgmma GEMM with the MLP activation (gemm_wgmma.cu): output tile rows x columns, pipeline stages and CTAs
+    /// per SM, as the source builds it.
+    struct GemmActivationKernel {
+        let tileRows: Int, tileColumns: Int, stages: Int, ctasPerSM: Int
+
+        /// Shared memory of a CTA: `stages` slices of X (tileRows rows) and W (tileColumns rows), 64 columns of 16
+        /// bits each; a full and an empty barrier per stage; 1 KB to align the stages to the swizzle's 1024 bytes
+        /// (GemmShape in the source).
+        var sharedBytes: Int { 1024 + stages * (tileRows + tileColumns) * 64 * 2 + 2 * stages * 8 }
+
+        func name(_ dtype: DType) -> String { "gemm_activation_\(CUDAKernels.suffix(dtype))" }
     }
 
-    /// The wgmma GEMM's tiles: output columns per CTA, pipeline stages and CTAs per SM (as gemm_wgmma.cu builds them).
-    static let gemmActivationTiles: [(columns: Int, stages: Int, ctasPerSM: Int)] = [(128, 3, 2), (256, 4, 1)]
+    static let gemmActivation = GemmActivationKernel(tileRows: 128, tileColumns: 128, stages: 3, ctasPerSM: 2)
 
     /// Whether `hasFunction(name)` can launch.
     func has(_ name: String) -> Bool { functions[name] != nil }

@@ -51,7 +51,7 @@ struct CUDABackendTests {
     @Test("embedded kernel sources equal Kernels/*.cu (run scripts/device/embed_kernels.sh)",
           arguments: [("vit_kernels", KernelSources.vitKernels), ("attention_mma", KernelSources.attentionMma),
                       ("small_batch", KernelSources.smallBatch), ("attention_wgmma", KernelSources.attentionWgmma),
-                      ("gemm_wgmma", KernelSources.gemmWgmma)])
+                      ("gemm_wgmma", KernelSources.gemmWgmma), ("activation", KernelSources.activation)])
     func embeddedSourcesMatchResource(name: String, embedded: String) throws {
         let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Sources/CUDABackend/Kernels/\(name).cu")
@@ -72,17 +72,14 @@ struct CUDABackendTests {
         #expect(CUDAKernels.wgmmaAttentionSharedBytes(tokens: 577) <= 232_448)
     }
 
-    @Test("wgmma GEMM with activation: shared memory per CTA, CTAs per SM")
+    @Test("wgmma GEMM with activation: shared memory per CTA, two CTAs per SM")
     func gemmActivationSharedMemory() {
-        // 1 KB of alignment + stages of X (128 x 64) and W (columns x 64) at 2 bytes + 16 bytes of barriers a stage.
-        #expect(CUDAKernels.gemmActivationSharedBytes(tileColumns: 128, stages: 3) == 1024 + 3 * 32768 + 48)
-        #expect(CUDAKernels.gemmActivationSharedBytes(tileColumns: 256, stages: 4) == 1024 + 4 * 49152 + 64)
-        // Every tile's CTAs fit an sm_90 SM (228 KB, 1 KB reserved per CTA) and one CTA fits the 227 KB opt-in limit.
-        for tile in CUDAKernels.gemmActivationTiles {
-            let bytes = CUDAKernels.gemmActivationSharedBytes(tileColumns: tile.columns, stages: tile.stages)
-            #expect(tile.ctasPerSM * (bytes + 1024) <= 233_472)
-            #expect(bytes <= 232_448)
-        }
+        // 1 KB of alignment + three stages of X (128 x 64) and W (128 x 64) at 2 bytes + 16 bytes of barriers a stage.
+        let kernel = CUDAKernels.gemmActivation
+        #expect(kernel.sharedBytes == 1024 + 3 * 32768 + 48)
+        #expect(kernel.name(.bf16) == "gemm_activation_bf16")
+        // Its CTAs fit an sm_90 SM (228 KB, 1 KB reserved per CTA).
+        #expect(kernel.ctasPerSM * (kernel.sharedBytes + 1024) <= 233_472)
     }
 
     @Test("small-batch block: K split over the fewest CTAs that bring a slice to 768 columns, within shared memory")

@@ -3,15 +3,19 @@
 // c_fc followed by the bias + GELU pass: that pass reads and writes the whole MLP hidden layer once more (for
 // ViT-L-14 at batch 256 about 1 GB a block, 9 ms in all), and cuBLASLt's own GELU epilogue is the tanh form, which
 // open_clip does not use. Compiled after attention_wgmma.cu in the tensor-core program (it uses that file's
-// wgmma_descriptor, wgmma_fence, wgmma_commit, wgmma_hold and CLIPSERVE_OUT8, attention_mma.cu's u16, pack2 and
-// shared_address, and small_batch.cu's activate). Built only for sm_90a.
+// wgmma_descriptor_at, wgmma_fence, wgmma_commit, wgmma_wait_all, wgmma_hold and CLIPSERVE_OUT8, attention_mma.cu's
+// u16, pack2 and shared_address, and activation.cu's mlp_activation). Built only for sm_90a.
 //
-// One CTA computes a 128 x BN tile of Y (BN = 128 or 256): a producer warp streams 64-wide K slices of X and W
-// into a ring of STAGES shared-memory stages with TMA (the tensor maps ask for the 128-byte swizzle wgmma reads), and
-// two consumer warpgroups each own 64 rows of the tile, issuing wgmma m64nBNk16 from shared memory with fp32
-// accumulators. Full/empty mbarriers hand the stages back and forth: a stage is handed back once the wgmma that read
-// it has completed (wgmma.wait_group 1 after the next slice's wgmmas are issued). The host checks n % BN == 0 and
-// k % 64 == 0; rows past m are zero-filled by TMA and not stored.
+// One CTA computes a 128 x 128 tile of Y, two CTAs per SM (so one's epilogue runs while the other's main loop does):
+// a producer warp streams 64-wide K slices of X and W into a ring of three shared-memory stages with TMA (the tensor
+// maps ask for the 128-byte swizzle wgmma reads), and two consumer warpgroups each own 64 rows of the tile, issuing
+// wgmma m64n128k16 from shared memory with fp32 accumulators. Full/empty mbarriers hand the stages back and forth: a
+// stage is handed back once the wgmma that read it has completed (wgmma.wait_group 1 after the next slice's wgmmas
+// are issued). The host checks n % 128 == 0 and k % 64 == 0; rows past m are zero-filled by TMA and not stored.
+//
+// On an H100 it is slower than what it replaces (ViT-L-14 at batch 256: 32.5 ms against cuBLASLt's 17.6 ms plus
+// 9.3 ms for bias + GELU), so the engine runs it only when asked (CLIPSERVE_MLP_GEMM=wgmma). Persistent versions
+// (a CTA per SM walking 128 x 256 tiles, cooperative or ping-pong between the warpgroups) were slower still.
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 
@@ -54,30 +58,12 @@ template <int BF16, int N> __device__ __forceinline__ void wgmma_tile(float (&d)
                  : CLIPSERVE_OUT8(d, 0), CLIPSERVE_OUT8(d, 8), CLIPSERVE_OUT8(d, 16), CLIPSERVE_OUT8(d, 24),\
                    CLIPSERVE_OUT8(d, 32), CLIPSERVE_OUT8(d, 40), CLIPSERVE_OUT8(d, 48), CLIPSERVE_OUT8(d, 56)\
                  : "l"(a), "l"(b), "r"(accumulate))
-#define CLIPSERVE_WGMMA_N256(TYPE)                                                                  \
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"                                          \
-                 "wgmma.mma_async.sync.aligned.m64n256k16.f32." TYPE "." TYPE " {"                      \
-                 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "               \
-                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "     \
-                 "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "     \
-                 "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "     \
-                 "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "     \
-                 "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, "     \
-                 "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, "\
-                 "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"\
-                 "}, %128, %129, p, 1, 1, 0, 0;\n}\n"                                                   \
-                 : CLIPSERVE_OUT8(d, 0), CLIPSERVE_OUT8(d, 8), CLIPSERVE_OUT8(d, 16), CLIPSERVE_OUT8(d, 24),\
-                   CLIPSERVE_OUT8(d, 32), CLIPSERVE_OUT8(d, 40), CLIPSERVE_OUT8(d, 48), CLIPSERVE_OUT8(d, 56),\
-                   CLIPSERVE_OUT8(d, 64), CLIPSERVE_OUT8(d, 72), CLIPSERVE_OUT8(d, 80), CLIPSERVE_OUT8(d, 88),\
-                   CLIPSERVE_OUT8(d, 96), CLIPSERVE_OUT8(d, 104), CLIPSERVE_OUT8(d, 112), CLIPSERVE_OUT8(d, 120)\
-                 : "l"(a), "l"(b), "r"(accumulate))
 template <> __device__ __forceinline__ void wgmma_tile<0, 128>(float (&d)[64], unsigned long long a, unsigned long long b, int accumulate) { CLIPSERVE_WGMMA_N128("f16"); }
 template <> __device__ __forceinline__ void wgmma_tile<1, 128>(float (&d)[64], unsigned long long a, unsigned long long b, int accumulate) { CLIPSERVE_WGMMA_N128("bf16"); }
-template <> __device__ __forceinline__ void wgmma_tile<0, 256>(float (&d)[128], unsigned long long a, unsigned long long b, int accumulate) { CLIPSERVE_WGMMA_N256("f16"); }
-template <> __device__ __forceinline__ void wgmma_tile<1, 256>(float (&d)[128], unsigned long long a, unsigned long long b, int accumulate) { CLIPSERVE_WGMMA_N256("bf16"); }
 
 // Shared memory of one CTA: STAGES x (X slice 128 x 64 + W slice BN x 64, 16-bit), the full and empty barriers, and
-// 1 KB to align the stages to the swizzle's 1024 bytes. (CUDAKernels.gemmActivationSharedBytes computes the same.)
+// 1 KB to align the stages to the swizzle's 1024 bytes. (CUDAKernels.GemmActivationKernel.sharedBytes computes the
+// same.)
 template <int BN, int STAGES> struct GemmShape {
     static constexpr int xBytes = 128 * 64 * 2, wBytes = BN * 64 * 2, stageBytes = xBytes + wBytes;
     static constexpr int sharedBytes = 1024 + STAGES * stageBytes + 2 * STAGES * 8;
@@ -85,7 +71,7 @@ template <int BN, int STAGES> struct GemmShape {
 
 template <int BF16, int BN, int STAGES>
 __device__ __forceinline__ void gemm_activation(const TensorMap *mapX, const TensorMap *mapW, u16 *y,
-                                                const float *bias, int m, int n, int k, int act) {
+                                                const float *bias, int m, int n, int k, int quick) {
     typedef GemmShape<BN, STAGES> S;
     extern __shared__ __align__(16) unsigned char sharedBytes[];
     const unsigned base = (shared_address(sharedBytes) + 1023u) & ~1023u;
@@ -137,23 +123,22 @@ __device__ __forceinline__ void gemm_activation(const TensorMap *mapX, const Ten
     for (int j = 0; j < BN / 8; j++) {
         const int col = n0 + j * 8 + 2 * (lane & 3);
         const float2 bb = *(const float2 *)(bias + col);
-        if (r0 < m) *(unsigned *)(y0 + col) = pack2<BF16>(activate(d[4 * j] + bb.x, act), activate(d[4 * j + 1] + bb.y, act));
-        if (r1 < m) *(unsigned *)(y1 + col) = pack2<BF16>(activate(d[4 * j + 2] + bb.x, act), activate(d[4 * j + 3] + bb.y, act));
+        if (r0 < m) *(unsigned *)(y0 + col) = pack2<BF16>(mlp_activation(d[4 * j] + bb.x, quick), mlp_activation(d[4 * j + 1] + bb.y, quick));
+        if (r1 < m) *(unsigned *)(y1 + col) = pack2<BF16>(mlp_activation(d[4 * j + 2] + bb.x, quick), mlp_activation(d[4 * j + 3] + bb.y, quick));
     }
 }
 
-#define CLIPSERVE_GEMM_ACTIVATION(NAME, BF16, BN, STAGES, CTAS)                                                       \
-    extern "C" __global__ void __launch_bounds__(288, CTAS) NAME(const __grid_constant__ TensorMap mapX,                \
-            const __grid_constant__ TensorMap mapW, u16 *y, const float *bias, int m, int n, int k, int act) {          \
-        gemm_activation<BF16, BN, STAGES>(&mapX, &mapW, y, bias, m, n, k, act);                                         \
+// Entry points gemm_activation_<dtype>: 128 x 128 tiles, three stages, two CTAs per SM (CUDAKernels.gemmActivation).
+#define CLIPSERVE_GEMM_ACTIVATION(NAME, BF16)                                                                          \
+    extern "C" __global__ void __launch_bounds__(288, 2) NAME(const __grid_constant__ TensorMap mapX,                   \
+            const __grid_constant__ TensorMap mapW, u16 *y, const float *bias, int m, int n, int k, int quick) {        \
+        gemm_activation<BF16, 128, 3>(&mapX, &mapW, y, bias, m, n, k, quick);                                           \
     }
 #ifdef CLIPSERVE_F16
-CLIPSERVE_GEMM_ACTIVATION(gemm_activation_n128_f16, 0, 128, 3, 2)
-CLIPSERVE_GEMM_ACTIVATION(gemm_activation_n256_f16, 0, 256, 4, 1)
+CLIPSERVE_GEMM_ACTIVATION(gemm_activation_f16, 0)
 #endif
 #ifdef CLIPSERVE_BF16
-CLIPSERVE_GEMM_ACTIVATION(gemm_activation_n128_bf16, 1, 128, 3, 2)
-CLIPSERVE_GEMM_ACTIVATION(gemm_activation_n256_bf16, 1, 256, 4, 1)
+CLIPSERVE_GEMM_ACTIVATION(gemm_activation_bf16, 1)
 #endif
 
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
