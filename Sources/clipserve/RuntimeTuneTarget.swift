@@ -132,10 +132,6 @@ struct RuntimeProbe: CandidateProbe {
         let tally = Shared(Tally())
         let readings = Shared<[RuntimeTuneTarget.DeviceReading]>([])
         let runtime = self.runtime, load = self.load, readDevice = self.readDevice
-        // The clients run on their own threads (ClientExecutor) unless CLIPSERVE_CLIENT_THREADS=0.
-        let threads = ClientExecutor.configuredThreads
-        let executor = threads > 0 ? ClientExecutor(threads: threads) : nil
-        defer { executor?.shutdown() }
         await withTaskGroup(of: Void.self) { group in
             if let readDevice {
                 group.addTask {
@@ -146,7 +142,7 @@ struct RuntimeProbe: CandidateProbe {
                 }
             }
             for client in 0..<concurrency {
-                group.addTask(executorPreference: executor) {
+                group.addTask {
                     var local = Tally()
                     var next = client
                     // Every client sends at least one request, so even an overloaded machine yields a measurement.
