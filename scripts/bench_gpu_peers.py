@@ -7,6 +7,8 @@ GPU; timing is CUDA events around `iterations` forward passes after warm-up; no 
 Prints one line per (model, mode, batch) and a JSON summary last.
 
 Usage: python3 bench_gpu_peers.py --models ViT-B-32 ViT-L-14 --batches 1 64 256 [--iterations 20] [--no-compile]
+--iterations takes several counts (e.g. 10 50): each is timed in turn after one compile, lines tagged with the count
+when there are several (a short run and a sustained one, where the GPU's clocks may have come down).
 Needs open_clip importable (pip install --no-deps --target DIR open_clip_torch ftfy wcwidth; PYTHONPATH=DIR).
 """
 import argparse
@@ -35,7 +37,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["ViT-B-32"])
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 64, 256])
-    parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--iterations", nargs="+", type=int, default=[20])
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--compile-batches", nargs="+", type=int, default=None,
                         help="batch sizes for torch.compile (default: the same as --batches)")
@@ -57,17 +59,19 @@ def main():
         for mode, fn, batches in modes:
             for batch in batches:
                 x = torch.randn(batch, 3, size, size, device="cuda", dtype=torch.float16)
-                started = time.time()
-                try:
-                    seconds = time_forward(fn, x, args.iterations)
-                except Exception as error:  # report and go on: one failing mode must not hide the others
-                    print(f"{name} {mode} batch {batch}: FAILED {error}", flush=True)
-                    continue
-                rate = batch / seconds
-                print(f"{name:10s} {mode:32s} batch {batch:5d}: {seconds * 1000:8.3f} ms  {rate:10.1f} img/s"
-                      f"  (incl. warm-up/compile {time.time() - started:.0f} s)", flush=True)
-                results.append({"model": name, "mode": mode, "batch": batch, "ms": seconds * 1000,
-                                "images_per_second": rate, "device": device})
+                for iterations in args.iterations:
+                    started = time.time()
+                    try:
+                        seconds = time_forward(fn, x, iterations)
+                    except Exception as error:  # report and go on: one failing mode must not hide the others
+                        print(f"{name} {mode} batch {batch}: FAILED {error}", flush=True)
+                        break
+                    rate = batch / seconds
+                    tag = f" x{iterations}" if len(args.iterations) > 1 else ""
+                    print(f"{name:10s} {mode:32s} batch {batch:5d}{tag}: {seconds * 1000:8.3f} ms  {rate:10.1f} img/s"
+                          f"  (incl. warm-up/compile {time.time() - started:.0f} s)", flush=True)
+                    results.append({"model": name, "mode": mode, "batch": batch, "iterations": iterations,
+                                    "ms": seconds * 1000, "images_per_second": rate, "device": device})
         del model
         torch.cuda.empty_cache()
     print(json.dumps(results))
