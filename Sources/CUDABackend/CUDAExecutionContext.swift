@@ -517,7 +517,8 @@ public final class CUDAExecutionContext: ExecutionContext {
         // two warpgroups per pair (CLIPSERVE_WGMMA_ATTENTION=0 keeps mma.sync).
         let wgmmaKernel = "attention_wgmma_d64_\(suffix)"
         let wgmmaShared = CUDAKernels.wgmmaAttentionSharedBytes(tokens: t)
-        if useTensorCores, onePerHead, k.has(wgmmaKernel), wgmmaShared <= device.maxSharedMemoryPerBlock,
+        if useTensorCores, onePerHead, k.has(wgmmaKernel),
+            CUDAKernels.wgmmaAttentionFits(headWidth: headWidth, tokens: t, sharedMemory: device.maxSharedMemoryPerBlock),
             ProcessInfo.processInfo.environment["CLIPSERVE_WGMMA_ATTENTION"] != "0"
         {
             attentionKernel = wgmmaKernel

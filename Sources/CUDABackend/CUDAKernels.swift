@@ -177,6 +177,12 @@ final class CUDAKernels: @unchecked Sendable {
         return 1024 + 2 * keyRows * 128 + wgmmaAttentionWarpgroups(tokens: tokens) * 2 * 64 * 128
     }
 
+    /// Whether the wgmma attention can run a model: it is built for head width 64 only (ViT-H-14's 80 keeps the
+    /// mma.sync kernel), and K, V and the query buffers must fit in a CTA's shared memory.
+    static func wgmmaAttentionFits(headWidth: Int, tokens: Int, sharedMemory: Int) -> Bool {
+        headWidth == 64 && wgmmaAttentionSharedBytes(tokens: tokens) <= sharedMemory
+    }
+
     /// The wgmma GEMM with the MLP activation (gemm_wgmma.cu): output tile rows x columns, pipeline stages and CTAs
     /// per SM, as the source builds it.
     struct GemmActivationKernel {

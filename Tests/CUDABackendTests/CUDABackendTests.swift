@@ -70,6 +70,11 @@ struct CUDABackendTests {
         // Two CTAs per SM for ViT-L-14 (sm_90: 228 KB per SM, 1 KB reserved per CTA); ViT-L-14 at 336 px still fits one.
         #expect(2 * (CUDAKernels.wgmmaAttentionSharedBytes(tokens: 257) + 1024) <= 233_472)
         #expect(CUDAKernels.wgmmaAttentionSharedBytes(tokens: 577) <= 232_448)
+        // Head width 64 only: ViT-H-14 (80) keeps mma.sync at every batch (stop 12 sent its large batches to the d64
+        // kernel: verify's large-batch check failed with cosine 0.79).
+        #expect(CUDAKernels.wgmmaAttentionFits(headWidth: 64, tokens: 257, sharedMemory: 232_448))
+        #expect(!CUDAKernels.wgmmaAttentionFits(headWidth: 80, tokens: 257, sharedMemory: 232_448))
+        #expect(!CUDAKernels.wgmmaAttentionFits(headWidth: 64, tokens: 2000, sharedMemory: 232_448))
     }
 
     @Test("wgmma GEMM with activation: shared memory per CTA, two CTAs per SM")
