@@ -1,6 +1,5 @@
 import CPixelEncoding
 import Dispatch
-import Foundation
 import InferenceCore
 import Synchronization
 /// Embeddings of one request and where its time went.
@@ -59,9 +58,6 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
     /// Turns requests' bytes into normalised values, where the context does not do it on its device.
     private let normalization: PixelNormalization
     private let metrics: RuntimeMetrics
-    /// Work items a big batch's fill is split into: CLIPSERVE_FILL_THREADS when set (at least 1), else nil (one per
-    /// image).
-    private let fillRuns = ProcessInfo.processInfo.environment["CLIPSERVE_FILL_THREADS"].flatMap { Int($0) }.map { max(1, $0) }
     private let timers: AsyncStream<C.Instant>
     private let timerInput: AsyncStream<C.Instant>.Continuation
 
@@ -261,7 +257,7 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
                 for wait in waits { metrics.queueTime.record(duration: wait) }
                 metrics.batches.increment()
                 metrics.batchSize.record(batch.units.count)
-                let pixelsPerImage = self.pixelsPerImage, normalization = self.normalization, fillRuns = self.fillRuns
+                let pixelsPerImage = self.pixelsPerImage, normalization = self.normalization
                 // A batch of bytes only may go to the device as bytes (a quarter of the copying and upload).
                 let bytesOnly = sources.allSatisfy { source in
                     if case .bytes = source.pixels { true } else { source.index < 0 }
@@ -293,15 +289,10 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
                             }
                         }
                         // A big batch (tens of MB on a GPU) is copied by several threads: one thread's memcpy would
-                        // otherwise be the slowest stage of the batch. CLIPSERVE_FILL_THREADS=N splits it into N
-                        // contiguous runs of images instead of one work item per image (1: this thread only).
+                        // otherwise be the slowest stage of the batch.
                         let bytes = sources.count * pixelsPerImage * destination.encoding.byteSize
-                        let runs = fillRuns.map { min($0, sources.count) } ?? sources.count
-                        if sources.count >= 4, bytes >= Self.parallelFillBytes, runs > 1 {
-                            let count = sources.count
-                            DispatchQueue.concurrentPerform(iterations: runs) { run in
-                                for slot in (run * count / runs)..<((run + 1) * count / runs) { copy(slot) }
-                            }
+                        if sources.count >= 4, bytes >= Self.parallelFillBytes {
+                            DispatchQueue.concurrentPerform(iterations: sources.count, execute: copy)
                         } else {
                             for slot in sources.indices { copy(slot) }
                         }
@@ -319,7 +310,6 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
 
     /// Batches of at least this many bytes (4 MiB) are written into the worker's input by several threads.
     static var parallelFillBytes: Int { 4 << 20 }
-
 
     private static func error(for rejection: BatcherRejection, state: State, timeout: Duration) -> RuntimeError {
         switch rejection {

@@ -1,6 +1,6 @@
 #!/bin/bash
 # One device call: an environment setting of the runtime A/B, in alternating rounds. VAR names the variable and
-# VALUES its settings ("-" leaves it unset), e.g. VAR=CLIPSERVE_FILL_THREADS VALUES="- 1 4". Each setting runs the
+# VALUES its settings ("-" leaves it unset), e.g. VAR=CLIPSERVE_LAUNCH_TURNS VALUES="- 0". Each setting runs the
 # runtime over the simulated device (3 x 256, 24 us an image) and over the real ViT-B-32 engine (fp16; 3 x 256 with
 # one high-priority context, as tune runs it, and 2 x 256 @2000 us) at 1,024 clients, next to engine-only at batch
 # 256. Logs under $OUT/logs; a table last.
