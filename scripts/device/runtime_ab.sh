@@ -24,14 +24,4 @@ for round in $(seq ${ROUNDS:-2}); do for value in $VALUES; do
 done; done
 unset $VAR
 python3 scripts/device/engine_table.py $L/engine.txt
-python3 - $L/runtime.txt <<'PY'
-import json, sys
-for line in open(sys.argv[1]):
-    label, _, rest = line.strip().partition(" ")
-    if not rest.startswith("{"): continue
-    d = json.loads(rest)
-    gpu = d.get("gpu_utilization"); busy = d.get("device_busy")
-    extra = f"GPU {100*gpu:5.1f}%" if gpu is not None else f"sim {100*busy:5.1f}%"
-    print(f"{label:14s} c{d['concurrency']:<5d} {d['images_per_second']:7.0f} img/s  p50 {d['p50_ms']:5.1f}  p99 {d['p99_ms']:5.1f} ms  "
-          f"batch {d['mean_batch']:5.1f}  cores {d['cpu_cores']:4.2f}  {extra}  queue {d['mean_queue_ms']:4.1f}  batch {d['mean_batch_ms']:4.1f} ms")
-PY
+python3 scripts/device/runtime_table.py $L/runtime.txt

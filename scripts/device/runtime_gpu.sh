@@ -30,16 +30,4 @@ fi
 run "2x256_d2ms" --engine --backend cuda --model $M --instances 2 --max-queue-delay 2000 --concurrency 512,1024
 run "sim_3x256" --instances 3 --device-us-per-image 24 --concurrency 512,1024
 python3 scripts/device/engine_table.py $L/engine.txt
-python3 - $L/runtime.txt <<'PY'
-import json, sys
-for line in open(sys.argv[1]):
-    label, _, rest = line.strip().partition(" ")
-    if not rest.startswith("{"): continue
-    d = json.loads(rest)
-    gpu = d.get("gpu_utilization"); busy = d.get("device_busy")
-    extra = f"GPU {100*gpu:5.1f}%" if gpu is not None else (f"sim busy {100*busy:5.1f}%" if busy is not None else "")
-    queue = d.get("mean_queue_ms"); batch = d.get("mean_batch_ms")
-    split = f"  queue {queue:5.1f} batch {batch:5.1f} ms" if queue is not None and batch is not None else ""
-    print(f"{label:14s} c{d['concurrency']:<5d} {d['images_per_second']:9.0f} img/s  p50 {d['p50_ms']:6.1f}  p99 {d['p99_ms']:6.1f} ms  "
-          f"batch {d['mean_batch']:6.1f}  cores {d['cpu_cores']:5.2f}  {extra}{split}")
-PY
+python3 scripts/device/runtime_table.py $L/runtime.txt

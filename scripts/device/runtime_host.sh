@@ -24,13 +24,4 @@ run spin12 taskset -c 0-3 --
 run spin12_all env --
 kill $(jobs -p) 2>/dev/null
 run plain_again env --
-python3 - $L/runtime.txt <<'PY'
-import json, sys
-for line in open(sys.argv[1]):
-    label, _, rest = line.strip().partition(" ")
-    if not rest.startswith("{"): continue
-    d = json.loads(rest)
-    print(f"{label:12s} c{d['concurrency']:<5d} {d['images_per_second']:8.0f} img/s  p50 {d['p50_ms']:6.1f}  p99 {d['p99_ms']:6.1f} ms  "
-          f"batch {d['mean_batch']:6.1f}  cores {d['cpu_cores']:5.2f}  busy {100*d['device_busy']:5.1f}%  "
-          f"queue {d['mean_queue_ms']:5.1f}  batch {d['mean_batch_ms']:5.1f} ms")
-PY
+python3 scripts/device/runtime_table.py $L/runtime.txt
