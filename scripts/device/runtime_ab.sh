@@ -24,4 +24,4 @@ for round in $(seq ${ROUNDS:-2}); do for value in $VALUES; do
 done; done
 unset $VAR
 python3 scripts/device/engine_table.py $L/engine.txt
-python3 scripts/device/runtime_table.py $L/runtime.txt
+python3 scripts/device/engine_table.py $L/runtime.txt

@@ -30,4 +30,4 @@ fi
 run "2x256_d2ms" --engine --backend cuda --model $M --instances 2 --max-queue-delay 2000 --concurrency 512,1024
 run "sim_3x256" --instances 3 --device-us-per-image 24 --concurrency 512,1024
 python3 scripts/device/engine_table.py $L/engine.txt
-python3 scripts/device/runtime_table.py $L/runtime.txt
+python3 scripts/device/engine_table.py $L/runtime.txt

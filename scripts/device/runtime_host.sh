@@ -24,4 +24,4 @@ run spin12 taskset -c 0-3 --
 run spin12_all env --
 kill $(jobs -p) 2>/dev/null
 run plain_again env --
-python3 scripts/device/runtime_table.py $L/runtime.txt
+python3 scripts/device/engine_table.py $L/runtime.txt
