@@ -56,6 +56,10 @@ public final class CUDAExecutionContext: ExecutionContext {
     let useGraphs: Bool
     /// Whether the large-batch path keeps the residual stream in fp16: fp16 engines, unless CLIPSERVE_RESIDUAL=f32.
     let halfResidual: Bool
+    /// Whether large batches may take the wgmma attention (unless CLIPSERVE_WGMMA_ATTENTION=0).
+    let wgmmaAttentionAllowed: Bool
+    /// The wgmma c_fc + activation kernel the large-batch path runs, nil for cuBLASLt and the bias + GELU pass.
+    let mlpKernel: CUDAKernels.GemmActivationKernel?
     /// Heuristic candidates timed per matmul shape: 16, or CLIPSERVE_GEMM_TUNING=N (0: the heuristic's first only).
     let matmulCandidates: Int
     /// Whether and up to how many rows the small-batch block kernels run; nil when this engine or GPU cannot use them.
@@ -76,6 +80,8 @@ public final class CUDAExecutionContext: ExecutionContext {
         profiles = sizes
         useGraphs = ProcessInfo.processInfo.environment["CLIPSERVE_CUDA_GRAPHS"] != "0"
         halfResidual = engine.dtype == .f16 && ProcessInfo.processInfo.environment["CLIPSERVE_RESIDUAL"] != "f32"
+        wgmmaAttentionAllowed = ProcessInfo.processInfo.environment["CLIPSERVE_WGMMA_ATTENTION"] != "0"
+        mlpKernel = Self.mlpKernel(engine: engine)
         let tuning = ProcessInfo.processInfo.environment["CLIPSERVE_GEMM_TUNING"]
         matmulCandidates = tuning == "0" ? 1 : tuning.flatMap { Int($0) }.map { min(max($0, 1), 128) } ?? 16
         try device.bind()
@@ -519,7 +525,7 @@ public final class CUDAExecutionContext: ExecutionContext {
         let wgmmaShared = CUDAKernels.wgmmaAttentionSharedBytes(tokens: t)
         if useTensorCores, onePerHead, k.has(wgmmaKernel),
             CUDAKernels.wgmmaAttentionFits(headWidth: headWidth, tokens: t, sharedMemory: device.maxSharedMemoryPerBlock),
-            ProcessInfo.processInfo.environment["CLIPSERVE_WGMMA_ATTENTION"] != "0"
+            wgmmaAttentionAllowed
         {
             attentionKernel = wgmmaKernel
             attentionGridX = 1
@@ -529,7 +535,7 @@ public final class CUDAExecutionContext: ExecutionContext {
         let wgmmaAttention = attentionKernel == wgmmaKernel
         // On Hopper, c_fc with its bias and activation can run as one wgmma kernel (CLIPSERVE_MLP_GEMM=wgmma; by
         // default, cuBLASLt and the separate bias + GELU pass, faster so far).
-        let mlpKernel = smallBatchPath == nil ? self.mlpKernel(width: w, mlpWidth: mw) : nil
+        let mlpKernel = smallBatchPath == nil ? self.mlpKernel : nil
         let mapH = try mlpKernel.map {
             try TensorMap(
                 matrix: h.pointer, rows: rows, columns: w, boxRows: $0.tileRows, boxColumns: 64, dtype: e.dtype,
@@ -613,11 +619,11 @@ public final class CUDAExecutionContext: ExecutionContext {
     /// The wgmma c_fc + activation kernel when asked for (CLIPSERVE_MLP_GEMM=wgmma) and usable: 16-bit engine, the
     /// kernel built (sm_90a), widths that are multiples of its tile, its shared memory available. Otherwise nil:
     /// cuBLASLt and the bias + GELU pass, which are faster on the H100 measured (see gemm_wgmma.cu).
-    private func mlpKernel(width: Int, mlpWidth: Int) -> CUDAKernels.GemmActivationKernel? {
+    private static func mlpKernel(engine: CUDAEngine) -> CUDAKernels.GemmActivationKernel? {
         let kernel = CUDAKernels.gemmActivation
         guard ProcessInfo.processInfo.environment["CLIPSERVE_MLP_GEMM"] == "wgmma", engine.dtype != .f32,
-            width % 64 == 0, mlpWidth % kernel.tileColumns == 0, engine.kernels.has(kernel.name(engine.dtype)),
-            kernel.sharedBytes <= device.maxSharedMemoryPerBlock
+            engine.spec.width % 64 == 0, engine.spec.mlpWidth % kernel.tileColumns == 0,
+            engine.kernels.has(kernel.name(engine.dtype)), kernel.sharedBytes <= engine.device.maxSharedMemoryPerBlock
         else { return nil }
         return kernel
     }
