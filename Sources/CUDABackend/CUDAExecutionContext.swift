@@ -60,6 +60,9 @@ public final class CUDAExecutionContext: ExecutionContext {
     let wgmmaAttentionAllowed: Bool
     /// The wgmma c_fc + activation kernel the large-batch path runs, nil for cuBLASLt and the bias + GELU pass.
     let mlpKernel: CUDAKernels.GemmActivationKernel?
+    /// The kernel for the last block's class-token attention (the large-batch path then runs that block for the class
+    /// tokens alone); nil when the head width has none or CLIPSERVE_CLASS_TOKEN_BLOCK=0 (the full block).
+    let classTokenKernel: String?
     /// Heuristic candidates timed per matmul shape: 16, or CLIPSERVE_GEMM_TUNING=N (0: the heuristic's first only).
     let matmulCandidates: Int
     /// Whether and up to how many rows the small-batch block kernels run; nil when this engine or GPU cannot use them.
@@ -82,6 +85,10 @@ public final class CUDAExecutionContext: ExecutionContext {
         halfResidual = engine.dtype == .f16 && ProcessInfo.processInfo.environment["CLIPSERVE_RESIDUAL"] != "f32"
         wgmmaAttentionAllowed = ProcessInfo.processInfo.environment["CLIPSERVE_WGMMA_ATTENTION"] != "0"
         mlpKernel = Self.mlpKernel(engine: engine)
+        let classKernel = "attention_class_d\(engine.spec.headWidth)_\(CUDAKernels.suffix(engine.dtype))"
+        // Its scores take 4 warps × T floats of shared memory, up to the 48 KB a launch gets unasked (3072 tokens).
+        classTokenKernel = ProcessInfo.processInfo.environment["CLIPSERVE_CLASS_TOKEN_BLOCK"] != "0"
+            && engine.kernels.has(classKernel) && 16 * engine.spec.tokens <= 48 << 10 ? classKernel : nil
         let tuning = ProcessInfo.processInfo.environment["CLIPSERVE_GEMM_TUNING"]
         matmulCandidates = tuning == "0" ? 1 : tuning.flatMap { Int($0) }.map { min(max($0, 1), 128) } ?? 16
         try device.bind()
@@ -383,9 +390,10 @@ public final class CUDAExecutionContext: ExecutionContext {
 
     private func matmul(
         _ label: String, m: Int, n: Int, k: Int, weight: CUDABuffer, input: CUDABuffer, output: CUDABuffer,
-        outputType: DType, bias: CUDABuffer?, accumulate: Bool = false
+        outputType: DType, bias: CUDABuffer?, accumulate: Bool = false, outputStride: Int? = nil
     ) throws {
-        let shape = MatmulShape(m: m, n: n, k: k, input: engine.dtype, output: outputType, bias: bias != nil)
+        let shape = MatmulShape(
+            m: m, n: n, k: k, input: engine.dtype, output: outputType, bias: bias != nil, outputStride: outputStride)
         let plan: MatmulPlan
         if let cached = plans[shape] {
             plan = cached
@@ -414,7 +422,7 @@ public final class CUDAExecutionContext: ExecutionContext {
         _ plan: MatmulPlan, weight: CUDABuffer, input: CUDABuffer, bias: CUDABuffer?
     ) throws -> cublasLtMatmulAlgo_t {
         let shape = plan.shape
-        let outputBytes = shape.m * shape.n * shape.output.byteSize
+        let outputBytes = ((shape.m - 1) * shape.ldY + shape.n) * shape.output.byteSize
         guard outputBytes <= 1 << 30 else { return plan.candidates[0] }
         let d = libraries.driver
         let scratch = try device.allocate(outputBytes, "matmul timing output")
@@ -565,6 +573,40 @@ public final class CUDAExecutionContext: ExecutionContext {
                 "\(label).qkv", m: rows, n: 3 * w, k: w, weight: block.qkvWeight, input: h, output: qkv,
                 outputType: e.dtype, bias: block.qkvBias)
             try mark("gemm qkv")
+            if index == e.blocks.count - 1, capture == nil, let classKernel = classTokenKernel {
+                // The last block for the class tokens alone: the output is ln_post and proj of each image's class token,
+                // so nothing reads the other tokens' rows after this block. Every token's K and V are needed (above);
+                // from the attention on, one row per image: the attention writes them compactly, out_proj and c_proj
+                // add into the class tokens' rows of x (T·W apart), ln_2 reads those. The per-layer capture (verify)
+                // runs the full block, so it compares every token.
+                try k.launch(
+                    classKernel, grid: ((spec.heads + 3) / 4, b, 1), block: 128, sharedBytes: 4 * t * 4, stream: s,
+                    [.pointer(qkv.pointer), .pointer(attention.pointer), .int32(Int32(t)), .int32(Int32(spec.heads)),
+                     .float(scale)])
+                try mark("attention (class token)")
+                try matmul(
+                    "\(label).out_proj", m: b, n: w, k: w, weight: block.outWeight, input: attention, output: x,
+                    outputType: residualType, bias: residual16 ? block.outBias16! : block.outBias, accumulate: true,
+                    outputStride: t * w)
+                try mark("gemm out_proj")
+                try layerNorm(x, stride: t * w, h, suffix, rows: b, e.unitGamma, e.zeroBeta)
+                try mark("layernorm")
+                try matmul(
+                    "\(label).c_fc", m: b, n: mw, k: w, weight: block.fc1Weight, input: h, output: mlp,
+                    outputType: e.dtype, bias: nil)
+                try mark("gemm c_fc")
+                try k.launch(
+                    "bias_gelu_\(suffix)", grid: (min(b, device.multiprocessors * 32), 1, 1), block: 128, stream: s,
+                    [.pointer(mlp.pointer), .pointer(block.fc1Bias.pointer), .int64(Int64(b)), .int32(Int32(mw)),
+                     .int32(spec.activation == .quickGELU ? 1 : 0)])
+                try mark("bias+gelu")
+                try matmul(
+                    "\(label).c_proj", m: b, n: w, k: mw, weight: block.fc2Weight, input: mlp, output: x,
+                    outputType: residualType, bias: residual16 ? block.fc2Bias16! : block.fc2Bias, accumulate: true,
+                    outputStride: t * w)
+                try mark("gemm c_proj")
+                continue
+            }
             try launchAttention(dependent: false)
             try mark(wgmmaAttention ? "attention (wgmma)" : useTensorCores ? "attention (mma)" : "attention (scalar)")
             // cuBLASLt reads the bias in the output type: fp16 copies for the fp16 stream.

@@ -130,7 +130,8 @@ final class CUDAKernels: @unchecked Sendable {
         functions = tensorCoreFunctions
         let elapsed = ContinuousClock.now - started
         compileSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-        for op in ["im2col", "normalize_bytes", "embed_layernorm", "layernorm", "layernorm_registers", "bias_gelu", "attention_d16", "attention_d32", "attention_d64", "attention_d80"] {
+        for op in ["im2col", "normalize_bytes", "embed_layernorm", "layernorm", "layernorm_registers", "bias_gelu", "attention_d16", "attention_d32", "attention_d64", "attention_d80",
+                   "attention_class_d16", "attention_class_d32", "attention_class_d64", "attention_class_d80"] {
             try lookUp("\(op)_\(suffix)")
         }
         // The LayerNorms of the 16-bit residual stream (vit_kernels.cu builds them for 16-bit types only).

@@ -21,9 +21,15 @@ struct MatmulShape: Hashable, CustomStringConvertible {
     var output: DType
     /// Whether a bias is added by the epilogue.
     var bias: Bool
+    /// Elements from one row of Y to the next when not n: the last block writes the class tokens alone, T·W apart.
+    var outputStride: Int? = nil
+
+    /// Leading dimension of Y.
+    var ldY: Int { outputStride ?? n }
 
     var description: String {
         "m=\(m) n=\(n) k=\(k) \(input.rawValue)->\(output.rawValue)\(bias ? " +bias" : "")"
+            + (outputStride.map { " ldY=\($0)" } ?? "")
     }
 }
 
@@ -78,7 +84,7 @@ final class MatmulPlan {
         }
         a = try layout(shape.input, rows: shape.k, cols: shape.n, ld: shape.k, "W")
         b = try layout(shape.input, rows: shape.k, cols: shape.m, ld: shape.k, "X")
-        d = try layout(shape.output, rows: shape.n, cols: shape.m, ld: shape.n, "Y")
+        d = try layout(shape.output, rows: shape.n, cols: shape.m, ld: shape.ldY, "Y")
 
         var preference: cublasLtMatmulPreference_t?
         try libraries.checkBLAS(lt.cublasLtMatmulPreferenceCreate!(&preference), "cublasLtMatmulPreferenceCreate", "\(shape)")

@@ -1519,6 +1519,61 @@ __device__ void attention(const T *qkv, T *out, int tokens, int heads, float sca
     for (int d = 0; d < D; d++) dst[d] = from_float<T>(acc[d] * inv);
 }
 
+// Attention of each image's class token alone, for the last block: the tower's output is ln_post and the projection
+// of that token, so the other tokens' outputs of the last block are never read. One warp per (head, image), 4 heads
+// per CTA: the lanes share out the keys for the scores (kept in shared memory, `tokens` floats a warp), then the
+// dimensions for P·V. Exact softmax in fp32. Writes the class tokens' attention output compactly, [B, W].
+template <typename T, int D>
+__device__ void attention_class_token(const T *qkv, T *out, int tokens, int heads, float scale) {
+    extern __shared__ float classScores[];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, h = blockIdx.x * (blockDim.x >> 5) + warp, b = blockIdx.y;
+    if (h >= heads) return;
+    float *scores = classScores + warp * tokens;
+    const int width = heads * D;
+    const long stride = 3L * width;
+    const T *base = qkv + (long)b * tokens * stride + h * D;
+    float q[D];
+#pragma unroll
+    for (int d = 0; d < D; d++) q[d] = to_float(base[d]) * scale;
+    float mx = __int_as_float(0xff800000);
+    for (int j = lane; j < tokens; j += 32) {
+        const Pack8<T> *key = (const Pack8<T> *)(base + (long)j * stride + width);
+        float dot = 0.f;
+#pragma unroll
+        for (int v = 0; v < D / 8; v++) {
+            const Pack8<T> pack = key[v];
+#pragma unroll
+            for (int i = 0; i < 8; i++) dot += q[8 * v + i] * to_float(pack.v[i]);
+        }
+        scores[j] = dot;
+        mx = fmaxf(mx, dot);
+    }
+    for (int offset = 16; offset > 0; offset >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, offset));
+    float sum = 0.f;
+    for (int j = lane; j < tokens; j += 32) {
+        const float p = expf(scores[j] - mx);
+        scores[j] = p;
+        sum += p;
+    }
+    const float inv = 1.f / warp_sum(sum);
+    __syncwarp();
+    float acc[(D + 31) / 32];
+#pragma unroll
+    for (int i = 0; i < (D + 31) / 32; i++) acc[i] = 0.f;
+    for (int j = 0; j < tokens; j++) {
+        const float p = scores[j];
+        const T *value = base + (long)j * stride + 2 * width;
+#pragma unroll
+        for (int i = 0; i < (D + 31) / 32; i++) {
+            if (lane + 32 * i < D) acc[i] += p * to_float(value[lane + 32 * i]);
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < (D + 31) / 32; i++) {
+        if (lane + 32 * i < D) out[(long)b * width + h * D + lane + 32 * i] = from_float<T>(acc[i] * inv);
+    }
+}
+
 // Keeps the GPU busy for `nanoseconds`: work enqueued behind it then runs back to back, so a stage profile of a small
 // batch measures the GPU rather than the host's launch rate.
 extern "C" __global__ void spin(long long nanoseconds) {
@@ -1571,6 +1626,12 @@ extern "C" __global__ void l2norm_f32(float *y, int dim) {
         layernorm_registers<T, 10, T>(x, inStride, y, gamma, beta, rows, width, eps);                              \
     }
 
+#define CLIPSERVE_CLASS_TOKEN_ATTENTION(T, NAME, D)                                                               \
+    extern "C" __global__ void attention_class_d##D##_##NAME(const T *qkv, T *out, int tokens, int heads,         \
+                                                             float scale) {                                        \
+        attention_class_token<T, D>(qkv, out, tokens, heads, scale);                                               \
+    }
+
 #define CLIPSERVE_ENTRY_POINTS(T, NAME)                                                                           \
     extern "C" __global__ void im2col_##NAME(const T *pixels, T *patches, int batch, int imageSize, int patch,     \
                                              int grid, int kPadded) {                                              \
@@ -1599,7 +1660,11 @@ extern "C" __global__ void l2norm_f32(float *y, int dim) {
     }                                                                                                              \
     extern "C" __global__ void attention_d80_##NAME(const T *qkv, T *out, int tokens, int heads, float scale) {   \
         attention<T, 80>(qkv, out, tokens, heads, scale);                                                          \
-    }
+    }                                                                                                              \
+    CLIPSERVE_CLASS_TOKEN_ATTENTION(T, NAME, 16)                                                                   \
+    CLIPSERVE_CLASS_TOKEN_ATTENTION(T, NAME, 32)                                                                   \
+    CLIPSERVE_CLASS_TOKEN_ATTENTION(T, NAME, 64)                                                                   \
+    CLIPSERVE_CLASS_TOKEN_ATTENTION(T, NAME, 80)
 
 // Only the engine's precision is built (NVRTC option -DCLIPSERVE_F32 / _F16 / _BF16): it keeps start-up short.
 #ifdef CLIPSERVE_F32
