@@ -492,7 +492,7 @@ __device__ void attention_wgmma(const u16 *qkv, u16 *out, int tokens, int heads,
     u16 *values = keys + keyRows * 64;
     const int warpgroups = blockDim.x >> 7, wg = threadIdx.x >> 7, thread = threadIdx.x & 127;
     u16 *queries = values + keyRows * 64 + wg * 2 * 64 * 64;  // two 8 KB buffers per warpgroup
-    const int h = blockIdx.y, b = blockIdx.z;
+    const int h = blockIdx.y, b = gridDim.z - 1 - blockIdx.z;  // last image first (see layernorm in vit_kernels.cu)
     const int width = heads * 64;
     const long stride = 3L * width;
     const u16 *base = qkv + (long)b * tokens * stride;
@@ -1293,8 +1293,9 @@ template <typename T, int MAXV>
 __device__ void embed_layernorm(const float *patchOut, const float *classEmbedding, const float *positional,
                                 const float *gamma, const float *beta, float *x, T *x16, int rows, int tokens,
                                 int width, float eps) {
-    const int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
-    if (warp >= rows) return;
+    const int index = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
+    if (index >= rows) return;
+    const int warp = rows - 1 - index;  // last row first (see layernorm)
     const int t = warp % tokens;
     const float *source = t == 0 ? classEmbedding : patchOut + ((long)(warp / tokens) * (tokens - 1) + t - 1) * width;
     const float *position = positional + (long)t * width;
@@ -1356,8 +1357,12 @@ __device__ void embed_layernorm(const float *patchOut, const float *classEmbeddi
 template <typename T, typename TI = float>
 __device__ void layernorm(const TI *x, long inStride, T *y, const float *gamma, const float *beta, int rows,
                           int width, float eps) {
-    int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
-    if (warp >= rows) return;
+    const int index = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
+    if (index >= rows) return;
+    // Last row first: the GEMM after this reads from row 0 on, which then is what was written last and may still be
+    // in L2, and the first rows read here are the last the GEMM before wrote. (Every pass between two GEMMs runs
+    // backwards: LayerNorm, bias + GELU, the attention's images.)
+    const int warp = rows - 1 - index;
     const TI *row = x + (long)warp * inStride;
     // Lane-contiguous scalar accesses (fully coalesced); the row stays in L1 between the passes.
     float sum = 0.f;
@@ -1387,8 +1392,9 @@ template <typename T> __device__ __forceinline__ float4 load_float4(const T *row
 template <typename T, int MAXV, typename TI = float>
 __device__ void layernorm_registers(const TI *x, long inStride, T *y, const float *gamma, const float *beta, int rows,
                                     int width, float eps) {
-    int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
-    if (warp >= rows) return;
+    const int index = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
+    if (index >= rows) return;
+    const int warp = rows - 1 - index;  // last row first (see layernorm)
     const TI *row = x + (long)warp * inStride;
     const int vectors = width >> 7;  // float4 per lane
     float4 v[MAXV];
@@ -1425,8 +1431,8 @@ template <typename T> struct __align__(16) Pack8 { T v[8]; };
 template <typename T>
 __device__ void bias_gelu(T *h, const float *bias, long rows, int cols, int quick) {
     const int vectors = cols >> 3;
-    for (long row = blockIdx.x; row < rows; row += gridDim.x) {
-        Pack8<T> *line = (Pack8<T> *)(h + row * cols);
+    for (long index = blockIdx.x; index < rows; index += gridDim.x) {
+        Pack8<T> *line = (Pack8<T> *)(h + (rows - 1 - index) * cols);  // last row first (see layernorm)
         for (int v0 = threadIdx.x; v0 < vectors; v0 += 4 * blockDim.x) {
             Pack8<T> pack[4];
 #pragma unroll

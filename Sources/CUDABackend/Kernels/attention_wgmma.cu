@@ -212,7 +212,7 @@ __device__ void attention_wgmma(const u16 *qkv, u16 *out, int tokens, int heads,
     u16 *values = keys + keyRows * 64;
     const int warpgroups = blockDim.x >> 7, wg = threadIdx.x >> 7, thread = threadIdx.x & 127;
     u16 *queries = values + keyRows * 64 + wg * 2 * 64 * 64;  // two 8 KB buffers per warpgroup
-    const int h = blockIdx.y, b = blockIdx.z;
+    const int h = blockIdx.y, b = gridDim.z - 1 - blockIdx.z;  // last image first (see layernorm in vit_kernels.cu)
     const int width = heads * 64;
     const long stride = 3L * width;
     const u16 *base = qkv + (long)b * tokens * stride;
