@@ -117,19 +117,49 @@ struct RuntimeProbe: CandidateProbe {
         var images = 0
         /// Σ 1/batch size over those images: the number of batches they rode in.
         var batches = 0.0
-        /// Images answered before the window closed.
+        /// Images answered inside the window (after the warm-up, before its end).
         var imagesInWindow = 0
         var errors = 0
         var queueMicroseconds: Int64 = 0
         var batchMicroseconds: Int64 = 0
+
+        /// Counts one answered request.
+        mutating func record(_ result: EmbeddingResult, begin: ContinuousClock.Instant, finished: ContinuousClock.Instant) {
+            latencies.append(UInt64(max(1, begin.duration(to: finished).microsecondCount)))
+            requests += 1
+            images += result.count
+            batches += Double(result.count) / Double(max(1, result.batchSize))
+            queueMicroseconds += result.queueTime.microsecondCount
+            batchMicroseconds += result.inferenceTime.microsecondCount
+        }
+
+        /// Adds another client's tally.
+        mutating func add(_ other: Tally) {
+            latencies.append(contentsOf: other.latencies)
+            requests += other.requests
+            images += other.images
+            batches += other.batches
+            imagesInWindow += other.imagesInWindow
+            errors += other.errors
+            queueMicroseconds += other.queueMicroseconds
+            batchMicroseconds += other.batchMicroseconds
+        }
     }
+
+    /// Seconds of load before a point's window opens: a quarter of the window, at most one second. Requests that
+    /// begin before it are not counted, nor images answered before it: a point measures the steady state, not
+    /// `concurrency` clients arriving at once (nor, for the first point of a candidate, its first batches).
+    static func warmUpSeconds(window seconds: Double) -> Double { min(1, 0.25 * seconds) }
 
     func measure(concurrency: Int, seconds: Double) async throws -> Tuning.Measurement {
         let clock = ContinuousClock()
-        let cpuStart = processCPUSeconds()
         let start = clock.now
-        let end = start.advanced(by: .milliseconds(Int64(seconds * 1000)))
+        let windowStart = start.advanced(by: .milliseconds(Int64(Self.warmUpSeconds(window: seconds) * 1000)))
+        let end = windowStart.advanced(by: .milliseconds(Int64(seconds * 1000)))
+        let cpuStart = processCPUSeconds()
         let tally = Shared(Tally())
+        // Requests begun during the warm-up, kept for a machine so loaded that none begins inside the window.
+        let warmUpTally = Shared(Tally())
         let readings = Shared<[RuntimeTuneTarget.DeviceReading]>([])
         let runtime = self.runtime, load = self.load, readDevice = self.readDevice
         await withTaskGroup(of: Void.self) { group in
@@ -143,7 +173,7 @@ struct RuntimeProbe: CandidateProbe {
             }
             for client in 0..<concurrency {
                 group.addTask {
-                    var local = Tally()
+                    var local = Tally(), early = Tally()
                     var next = client
                     // Every client sends at least one request, so even an overloaded machine yields a measurement.
                     repeat {
@@ -157,37 +187,34 @@ struct RuntimeProbe: CandidateProbe {
                                 result = try await runtime.embed(pixelBytes: images[next % images.count], count: 1)
                             }
                             let finished = clock.now
-                            local.latencies.append(UInt64(max(1, begin.duration(to: finished).microsecondCount)))
-                            local.requests += 1
-                            local.images += result.count
-                            local.batches += Double(result.count) / Double(max(1, result.batchSize))
-                            local.queueMicroseconds += result.queueTime.microsecondCount
-                            local.batchMicroseconds += result.inferenceTime.microsecondCount
-                            if finished <= end { local.imagesInWindow += result.count }
+                            let inWindow = begin >= windowStart
+                            if inWindow {
+                                local.record(result, begin: begin, finished: finished)
+                            } else {
+                                early.record(result, begin: begin, finished: finished)
+                            }
+                            if finished >= windowStart, finished <= end { local.imagesInWindow += result.count }
                         } catch {
-                            local.errors += 1
+                            if begin >= windowStart { local.errors += 1 } else { early.errors += 1 }
                             // A failed engine answers at once; spinning on it measures nothing.
                             if runtime.readiness != .ready { break }
                         }
                         next += 1
                     } while clock.now < end
-                    let mine = local
-                    tally.withLock { total in
-                        total.latencies.append(contentsOf: mine.latencies)
-                        total.requests += mine.requests
-                        total.images += mine.images
-                        total.batches += mine.batches
-                        total.imagesInWindow += mine.imagesInWindow
-                        total.errors += mine.errors
-                        total.queueMicroseconds += mine.queueMicroseconds
-                        total.batchMicroseconds += mine.batchMicroseconds
-                    }
+                    let mine = local, before = early
+                    tally.withLock { $0.add(mine) }
+                    warmUpTally.withLock { $0.add(before) }
                 }
             }
         }
         let wall = start.duration(to: clock.now).seconds
         let cpuSeconds = processCPUSeconds() - cpuStart
-        let total = tally.withLock { $0 }
+        let inWindow = tally.withLock { $0 }
+        var total = inWindow
+        if inWindow.requests == 0 {
+            total = warmUpTally.withLock { $0 }
+            total.imagesInWindow = inWindow.imagesInWindow
+        }
         let deviceReadings = readings.withLock { $0 }
         let ms = { (value: UInt64) in Double(value) / 1000 }
         var latencies = Histogram<UInt64>(highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .three)
