@@ -573,50 +573,34 @@ public final class CUDAExecutionContext: ExecutionContext {
                 "\(label).qkv", m: rows, n: 3 * w, k: w, weight: block.qkvWeight, input: h, output: qkv,
                 outputType: e.dtype, bias: block.qkvBias)
             try mark("gemm qkv")
-            if index == e.blocks.count - 1, capture == nil, let classKernel = classTokenKernel {
-                // The last block for the class tokens alone: the output is ln_post and proj of each image's class token,
-                // so nothing reads the other tokens' rows after this block. Every token's K and V are needed (above);
-                // from the attention on, one row per image: the attention writes them compactly, out_proj and c_proj
-                // add into the class tokens' rows of x (T·W apart), ln_2 reads those. The per-layer capture (verify)
-                // runs the full block, so it compares every token.
+            // The last block for the class tokens alone: the output is ln_post and proj of each image's class token, so
+            // nothing reads the other tokens' rows after this block. Every token's K and V are needed (above); from the
+            // attention on, one row per image: the attention writes them compactly, out_proj and c_proj add into the
+            // class tokens' rows of x (T·W apart), ln_2 reads those. The per-layer capture (verify) runs the full
+            // block, so it compares every token.
+            let classKernel = index == e.blocks.count - 1 && capture == nil ? classTokenKernel : nil
+            if let classKernel {
                 try k.launch(
                     classKernel, grid: ((spec.heads + 3) / 4, b, 1), block: 128, sharedBytes: 4 * t * 4, stream: s,
                     [.pointer(qkv.pointer), .pointer(attention.pointer), .int32(Int32(t)), .int32(Int32(spec.heads)),
                      .float(scale)])
                 try mark("attention (class token)")
-                try matmul(
-                    "\(label).out_proj", m: b, n: w, k: w, weight: block.outWeight, input: attention, output: x,
-                    outputType: residualType, bias: residual16 ? block.outBias16! : block.outBias, accumulate: true,
-                    outputStride: t * w)
-                try mark("gemm out_proj")
-                try layerNorm(x, stride: t * w, h, suffix, rows: b, e.unitGamma, e.zeroBeta)
-                try mark("layernorm")
-                try matmul(
-                    "\(label).c_fc", m: b, n: mw, k: w, weight: block.fc1Weight, input: h, output: mlp,
-                    outputType: e.dtype, bias: nil)
-                try mark("gemm c_fc")
-                try k.launch(
-                    "bias_gelu_\(suffix)", grid: (min(b, device.multiprocessors * 32), 1, 1), block: 128, stream: s,
-                    [.pointer(mlp.pointer), .pointer(block.fc1Bias.pointer), .int64(Int64(b)), .int32(Int32(mw)),
-                     .int32(spec.activation == .quickGELU ? 1 : 0)])
-                try mark("bias+gelu")
-                try matmul(
-                    "\(label).c_proj", m: b, n: w, k: mw, weight: block.fc2Weight, input: mlp, output: x,
-                    outputType: residualType, bias: residual16 ? block.fc2Bias16! : block.fc2Bias, accumulate: true,
-                    outputStride: t * w)
-                try mark("gemm c_proj")
-                continue
+            } else {
+                try launchAttention(dependent: false)
+                try mark(wgmmaAttention ? "attention (wgmma)" : useTensorCores ? "attention (mma)" : "attention (scalar)")
             }
-            try launchAttention(dependent: false)
-            try mark(wgmmaAttention ? "attention (wgmma)" : useTensorCores ? "attention (mma)" : "attention (scalar)")
+            // Rows from here on: every token's, or the class tokens' alone (`xStride` apart in x).
+            let n = classKernel == nil ? rows : b, xStride = classKernel == nil ? w : t * w
+            let outputStride = classKernel == nil ? nil : xStride  // nil: the plain row-major shape (its own plan)
             // cuBLASLt reads the bias in the output type: fp16 copies for the fp16 stream.
             try matmul(
-                "\(label).out_proj", m: rows, n: w, k: w, weight: block.outWeight, input: attention, output: x,
-                outputType: residualType, bias: residual16 ? block.outBias16! : block.outBias, accumulate: true)
+                "\(label).out_proj", m: n, n: w, k: w, weight: block.outWeight, input: attention, output: x,
+                outputType: residualType, bias: residual16 ? block.outBias16! : block.outBias, accumulate: true,
+                outputStride: outputStride)
             try mark("gemm out_proj")
-            try layerNorm(x, stride: w, h, suffix, rows: rows, e.unitGamma, e.zeroBeta)
+            try layerNorm(x, stride: xStride, h, suffix, rows: n, e.unitGamma, e.zeroBeta)
             try mark("layernorm")
-            if let mlpKernel {
+            if let mlpKernel, classKernel == nil {
                 // c_fc, its bias and the activation in one wgmma kernel (gemm_wgmma.cu): the hidden layer is written once.
                 let mapW = try TensorMap(
                     matrix: block.fc1Weight.pointer, rows: mw, columns: w, boxRows: mlpKernel.tileColumns, boxColumns: 64,
@@ -629,18 +613,19 @@ public final class CUDAExecutionContext: ExecutionContext {
                 try mark("gemm c_fc+gelu (wgmma)")
             } else {
                 try matmul(
-                    "\(label).c_fc", m: rows, n: mw, k: w, weight: block.fc1Weight, input: h, output: mlp,
+                    "\(label).c_fc", m: n, n: mw, k: w, weight: block.fc1Weight, input: h, output: mlp,
                     outputType: e.dtype, bias: nil)
                 try mark("gemm c_fc")
                 try k.launch(
-                    "bias_gelu_\(suffix)", grid: (min(rows, device.multiprocessors * 32), 1, 1), block: 128, stream: s,
-                    [.pointer(mlp.pointer), .pointer(block.fc1Bias.pointer), .int64(Int64(rows)), .int32(Int32(mw)),
+                    "bias_gelu_\(suffix)", grid: (min(n, device.multiprocessors * 32), 1, 1), block: 128, stream: s,
+                    [.pointer(mlp.pointer), .pointer(block.fc1Bias.pointer), .int64(Int64(n)), .int32(Int32(mw)),
                      .int32(spec.activation == .quickGELU ? 1 : 0)])
                 try mark("bias+gelu")
             }
             try matmul(
-                "\(label).c_proj", m: rows, n: w, k: mw, weight: block.fc2Weight, input: mlp, output: x,
-                outputType: residualType, bias: residual16 ? block.fc2Bias16! : block.fc2Bias, accumulate: true)
+                "\(label).c_proj", m: n, n: w, k: mw, weight: block.fc2Weight, input: mlp, output: x,
+                outputType: residualType, bias: residual16 ? block.fc2Bias16! : block.fc2Bias, accumulate: true,
+                outputStride: outputStride)
             try mark("gemm c_proj")
             try capture?(label, [b, t, w], x, residualType)
         }
