@@ -209,12 +209,14 @@ struct RuntimeProbe: CandidateProbe {
         }
         let wall = start.duration(to: clock.now).seconds
         let cpuSeconds = processCPUSeconds() - cpuStart
-        let inWindow = tally.withLock { $0 }
+        let inWindow = tally.withLock { $0 }, warmUp = warmUpTally.withLock { $0 }
         var total = inWindow
         if inWindow.requests == 0 {
-            total = warmUpTally.withLock { $0 }
+            total = warmUp
             total.imagesInWindow = inWindow.imagesInWindow
         }
+        // Errors count wherever they happened: a candidate that fails requests while warming up is not clean.
+        total.errors = inWindow.errors + warmUp.errors
         let deviceReadings = readings.withLock { $0 }
         let ms = { (value: UInt64) in Double(value) / 1000 }
         var latencies = Histogram<UInt64>(highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .three)

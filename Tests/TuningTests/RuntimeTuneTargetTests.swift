@@ -105,6 +105,20 @@ struct RuntimeTuneTargetTests {
         #expect(measured[0].meanBatchSize == 1)
     }
 
+    // A point runs a warm-up first (a quarter of its window, at most 1 s) and counts only the window after it.
+    @Test func aPointWarmsUpBeforeItsWindow() async throws {
+        #expect(RuntimeProbe.warmUpSeconds(window: 2) == 0.5)
+        #expect(RuntimeProbe.warmUpSeconds(window: 8) == 1)
+        let engine = CountingEngine()
+        let candidate = Candidate(instances: 1, maxBatchSize: 4, maxQueueDelayMicroseconds: 0)
+        try await target(engine, images: false).withCandidate(candidate) { probe in
+            let clock = ContinuousClock(), began = clock.now
+            let point = try await probe.measure(concurrency: 4, seconds: 0.4)
+            #expect(began.duration(to: clock.now) >= .milliseconds(500), "0.1 s of warm-up, then the 0.4 s window")
+            #expect(point.requests > 0 && point.errors == 0 && point.imagesPerSecond > 0)
+        }
+    }
+
     @Test func tunesTheRealRuntimeEndToEnd() async throws {
         let engine = CountingEngine()
         let space = SearchSpace(instances: [1, 2], batchSizes: [1, 4, 16], delaysMicroseconds: [0, 1000], concurrencyCap: 16)
