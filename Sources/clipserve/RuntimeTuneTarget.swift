@@ -147,8 +147,8 @@ struct RuntimeProbe: CandidateProbe {
     }
 
     /// Seconds of load before a point's window opens: a quarter of the window, at most one second. Requests that
-    /// begin before it are not counted, nor images answered before it: a point measures the steady state, not
-    /// `concurrency` clients arriving at once (nor, for the first point of a candidate, its first batches).
+    /// begin before it are not counted, nor images answered before it (errors are, wherever they happen): a point
+    /// measures the steady state, not `concurrency` clients arriving at once (nor a candidate's first batches).
     static func warmUpSeconds(window seconds: Double) -> Double { min(1, 0.25 * seconds) }
 
     func measure(concurrency: Int, seconds: Double) async throws -> Tuning.Measurement {
