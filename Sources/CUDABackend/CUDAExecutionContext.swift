@@ -86,9 +86,10 @@ public final class CUDAExecutionContext: ExecutionContext {
         wgmmaAttentionAllowed = ProcessInfo.processInfo.environment["CLIPSERVE_WGMMA_ATTENTION"] != "0"
         mlpKernel = Self.mlpKernel(engine: engine)
         let classKernel = "attention_class_d\(engine.spec.headWidth)_\(CUDAKernels.suffix(engine.dtype))"
-        // Its scores take 4 warps × T floats of shared memory, up to the 48 KB a launch gets unasked (3072 tokens).
+        // Its scores must fit the 48 KB of shared memory a launch gets unasked (3072 tokens).
         classTokenKernel = ProcessInfo.processInfo.environment["CLIPSERVE_CLASS_TOKEN_BLOCK"] != "0"
-            && engine.kernels.has(classKernel) && 16 * engine.spec.tokens <= 48 << 10 ? classKernel : nil
+            && engine.kernels.has(classKernel)
+            && CUDAKernels.classTokenAttentionSharedBytes(tokens: engine.spec.tokens) <= 48 << 10 ? classKernel : nil
         let tuning = ProcessInfo.processInfo.environment["CLIPSERVE_GEMM_TUNING"]
         matmulCandidates = tuning == "0" ? 1 : tuning.flatMap { Int($0) }.map { min(max($0, 1), 128) } ?? 16
         try device.bind()
@@ -580,8 +581,10 @@ public final class CUDAExecutionContext: ExecutionContext {
             // block, so it compares every token.
             let classKernel = index == e.blocks.count - 1 && capture == nil ? classTokenKernel : nil
             if let classKernel {
+                let heads = CUDAKernels.classTokenHeadsPerCTA
                 try k.launch(
-                    classKernel, grid: ((spec.heads + 3) / 4, b, 1), block: 128, sharedBytes: 4 * t * 4, stream: s,
+                    classKernel, grid: ((spec.heads + heads - 1) / heads, b, 1), block: 32 * heads,
+                    sharedBytes: CUDAKernels.classTokenAttentionSharedBytes(tokens: t), stream: s,
                     [.pointer(qkv.pointer), .pointer(attention.pointer), .int32(Int32(t)), .int32(Int32(spec.heads)),
                      .float(scale)])
                 try mark("attention (class token)")

@@ -184,6 +184,12 @@ final class CUDAKernels: @unchecked Sendable {
         headWidth == 64 && wgmmaAttentionSharedBytes(tokens: tokens) <= sharedMemory
     }
 
+    /// Heads per CTA of the class-token attention (`attention_class_token` in vit_kernels.cu: a warp per head).
+    static let classTokenHeadsPerCTA = 4
+
+    /// Shared memory of the class-token attention: each warp keeps `tokens` fp32 scores.
+    static func classTokenAttentionSharedBytes(tokens: Int) -> Int { classTokenHeadsPerCTA * tokens * 4 }
+
     /// The wgmma GEMM with the MLP activation (gemm_wgmma.cu): output tile rows x columns, pipeline stages and CTAs
     /// per SM, as the source builds it.
     struct GemmActivationKernel {

@@ -67,6 +67,8 @@ struct CUDABackendTests {
         #expect(CUDAKernels.wgmmaAttentionSharedBytes(tokens: 50) == 1024 + 2 * 64 * 128 + 16384)  // ViT-B-32: one tile, one warpgroup
         #expect(CUDAKernels.wgmmaAttentionSharedBytes(tokens: 240) == 1024 + 2 * 256 * 128 + 2 * 16384)  // 48 in the last block: 64 rows
         #expect(CUDAKernels.wgmmaAttentionWarpgroups(tokens: 64) == 1 && CUDAKernels.wgmmaAttentionWarpgroups(tokens: 65) == 2)
+        // The class-token attention: 4 warps (heads) a CTA, each with ViT-L-14's 257 fp32 scores.
+        #expect(CUDAKernels.classTokenAttentionSharedBytes(tokens: 257) == 4 * 257 * 4)
         // Two CTAs per SM for ViT-L-14 (sm_90: 228 KB per SM, 1 KB reserved per CTA); ViT-L-14 at 336 px still fits one.
         #expect(2 * (CUDAKernels.wgmmaAttentionSharedBytes(tokens: 257) + 1024) <= 233_472)
         #expect(CUDAKernels.wgmmaAttentionSharedBytes(tokens: 577) <= 232_448)
