@@ -16,6 +16,9 @@ struct CUDABlockWeights {
     let fc1Weight, fc1Bias, fc1RowSums, fc2Weight, fc2Bias: CUDABuffer
     /// `outBias` and `fc2Bias` in fp16 when the engine is fp16, else nil.
     let outBias16, fc2Bias16: CUDABuffer?
+    /// out_proj's bias with V's bias folded in, b_o + W_o·b_v (fp32, and fp16 when the engine is), for the
+    /// large-batch path whose QKV GEMM runs without a bias (see `CUDAExecutionContext.forward`).
+    let outBiasWithValueBias: CUDABuffer, outBiasWithValueBias16: CUDABuffer?
 }
 
 /// A ViT image tower on one GPU: weights uploaded once in the chosen precision and shared read-only by every
@@ -149,6 +152,7 @@ public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
                                           (block.ln2Weight, "ln_2.weight", [w]), (block.ln2Bias, "ln_2.bias", [w]),
                                           (block.qkvWeight, "attn.in_proj_weight", [3 * w, w]),
                                           (block.qkvBias, "attn.in_proj_bias", [3 * w]),
+                                          (block.outWeight, "attn.out_proj.weight", [w, w]), (block.outBias, "attn.out_proj.bias", [w]),
                                           (block.fc1Weight, "mlp.c_fc.weight", [m, w]), (block.fc1Bias, "mlp.c_fc.bias", [m])]
             where tensor.elementCount != shape.reduce(1, *) {
                 throw EngineError.device("cuda: tensor \(p + name) has shape \(tensor.shape), expected \(shape)")
@@ -163,6 +167,9 @@ public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
             func upload16(_ bias: TensorData, _ name: String) throws -> CUDABuffer? {
                 dtype == .f16 ? try upload(bias, p + name + " (fp16)", [w], as: dtype) : nil
             }
+            let outWithValueBias = Self.foldValueBias(
+                outWeight: block.outWeight, outBias: block.outBias, valueBias: Array(qkv.bias.floats()[(2 * w)...]),
+                width: w)
             return CUDABlockWeights(
                 qkvWeight: try upload(qkv.weight, p + "attn.in_proj_weight (ln_1.weight folded in)", [3 * w, w], as: dtype),
                 qkvBias: qkvBias,
@@ -176,7 +183,9 @@ public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
                 fc2Weight: try upload(block.fc2Weight, p + "mlp.c_proj.weight", [w, m], as: dtype),
                 fc2Bias: try upload(block.fc2Bias, p + "mlp.c_proj.bias", [w], as: .f32),
                 outBias16: try upload16(block.outBias, "attn.out_proj.bias"),
-                fc2Bias16: try upload16(block.fc2Bias, "mlp.c_proj.bias"))
+                fc2Bias16: try upload16(block.fc2Bias, "mlp.c_proj.bias"),
+                outBiasWithValueBias: try upload(outWithValueBias, p + "attn.out_proj.bias + W_o·b_v", [w], as: .f32),
+                outBiasWithValueBias16: try upload16(outWithValueBias, "attn.out_proj.bias + W_o·b_v"))
         }
         // Pageable uploads may still be in flight when cuMemcpyHtoD returns; contexts use non-blocking streams.
         try device.libraries.check(device.libraries.driver.cuCtxSynchronize!(), "cuCtxSynchronize after weight upload")
@@ -219,6 +228,19 @@ public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
         }
         return (TensorData(dtype: .f32, shape: [rows, columns], bytes: folded.rawBytes, owner: folded),
                 TensorData(shape: [rows], values: foldedBias), TensorData(shape: [rows], values: sums))
+    }
+
+    /// out_proj's bias with the attention's V bias folded in: b_o + W_o·b_v (summed in Double). Each row of the
+    /// softmax sums to 1, so P·(V + 1·b_vᵀ) = P·V + 1·b_vᵀ, and out_proj maps that b_v to W_o·b_v. (K's bias adds
+    /// q·b_k to a whole row of scores, which the softmax ignores.) With both, the QKV GEMM needs Q's bias alone.
+    static func foldValueBias(outWeight: TensorData, outBias: TensorData, valueBias: [Float], width: Int) -> TensorData {
+        let bo = outBias.floats()
+        let folded = (0..<width).map { r in
+            var sum = Double(bo[r])
+            for k in 0..<width { sum += Double(outWeight.float(at: r * width + k)) * Double(valueBias[k]) }
+            return Float(sum)
+        }
+        return TensorData(shape: [width], values: folded)
     }
 
     /// The tensor's values as `rows × columns` bytes of `type`, optionally transposed and zero-padded per row.

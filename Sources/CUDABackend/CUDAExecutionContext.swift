@@ -58,6 +58,8 @@ public final class CUDAExecutionContext: ExecutionContext {
     let halfResidual: Bool
     /// Whether large batches may take the wgmma attention (unless CLIPSERVE_WGMMA_ATTENTION=0).
     let wgmmaAttentionAllowed: Bool
+    /// Whether the wgmma path may run the QKV GEMM without its bias (unless CLIPSERVE_QKV_BIAS_FOLD=0; see forward).
+    let qkvBiasFoldAllowed: Bool
     /// The wgmma c_fc + activation kernel the large-batch path runs, nil for cuBLASLt and the bias + GELU pass.
     let mlpKernel: CUDAKernels.GemmActivationKernel?
     /// The kernel for the last block's class-token attention (the large-batch path then runs that block for the class
@@ -84,6 +86,7 @@ public final class CUDAExecutionContext: ExecutionContext {
         useGraphs = ProcessInfo.processInfo.environment["CLIPSERVE_CUDA_GRAPHS"] != "0"
         halfResidual = engine.dtype == .f16 && ProcessInfo.processInfo.environment["CLIPSERVE_RESIDUAL"] != "f32"
         wgmmaAttentionAllowed = ProcessInfo.processInfo.environment["CLIPSERVE_WGMMA_ATTENTION"] != "0"
+        qkvBiasFoldAllowed = ProcessInfo.processInfo.environment["CLIPSERVE_QKV_BIAS_FOLD"] != "0"
         mlpKernel = Self.mlpKernel(engine: engine)
         let classKernel = "attention_class_d\(engine.spec.headWidth)_\(CUDAKernels.suffix(engine.dtype))"
         // Its scores must fit the 48 KB of shared memory a launch gets unasked (3072 tokens).
@@ -404,7 +407,7 @@ public final class CUDAExecutionContext: ExecutionContext {
                 sampleBias: bias?.pointer ?? 0, candidates: matmulCandidates)
             if plan.candidates.count > 1 {
                 plan.use(try engine.matmulChoices.algorithm(for: shape) {
-                    try fastest(plan, weight: weight, input: input, bias: bias)
+                    try fastest(plan, weight: weight, input: input, bias: bias, accumulate: accumulate)
                 })
             }
             plans[shape] = plan
@@ -416,17 +419,21 @@ public final class CUDAExecutionContext: ExecutionContext {
     }
 
     /// The quickest of `plan`'s candidates on this GPU, timed on the real weights and input into a scratch output
-    /// (beta = 0, so nothing the forward pass holds is touched); the heuristic's first when the output would need
+    /// (zeroed, and added to when the real run `accumulate`s, as out_proj and c_proj do: beta = 1 reads the output,
+    /// which can favour another candidate; nothing the forward pass holds is touched); the heuristic's first when the output would need
     /// more than 1 GiB of scratch or no candidate runs. Never called while a graph is being captured: plans are made
     /// in the eager pass that precedes each capture.
     private func fastest(
-        _ plan: MatmulPlan, weight: CUDABuffer, input: CUDABuffer, bias: CUDABuffer?
+        _ plan: MatmulPlan, weight: CUDABuffer, input: CUDABuffer, bias: CUDABuffer?, accumulate: Bool
     ) throws -> cublasLtMatmulAlgo_t {
         let shape = plan.shape
         let outputBytes = ((shape.m - 1) * shape.ldY + shape.n) * shape.output.byteSize
         guard outputBytes <= 1 << 30 else { return plan.candidates[0] }
         let d = libraries.driver
         let scratch = try device.allocate(outputBytes, "matmul timing output")
+        if accumulate {
+            try libraries.check(d.cuMemsetD8Async!(scratch.pointer, 0, outputBytes, stream), "cuMemsetD8Async(matmul timing output)")
+        }
         var start: CUevent?, end: CUevent?
         try libraries.check(d.cuEventCreate!(&start, 0), "cuEventCreate")
         try libraries.check(d.cuEventCreate!(&end, 0), "cuEventCreate")
@@ -444,7 +451,7 @@ public final class CUDAExecutionContext: ExecutionContext {
             func once() throws {
                 try plan.run(
                     handle: handle, weight: weight.pointer, input: input.pointer, output: scratch.pointer,
-                    bias: bias?.pointer, accumulate: false, workspace: workspace.pointer, workspaceLimit: workspaceBytes,
+                    bias: bias?.pointer, accumulate: accumulate, workspace: workspace.pointer, workspaceLimit: workspaceBytes,
                     stream: stream, label: "timing")
             }
             // A candidate the library turns down at run time is skipped; the heuristic's first must work.
@@ -551,12 +558,20 @@ public final class CUDAExecutionContext: ExecutionContext {
                 libraries: libraries, label: "layernorm output")
         }
         let scale = 1 / Float(headWidth).squareRoot()
+        // With the wgmma attention the QKV GEMM runs without a bias, which costs cuBLASLt about 8% there (ViT-L-14 at
+        // batch 256 on an H100: 14.9 against 13.7 ms): the attention adds Q's bias to each query tile it loads, K's
+        // bias is dropped (it shifts a whole row of scores, which the softmax ignores) and V's is folded into
+        // out_proj's bias (CUDAEngine.foldValueBias). CLIPSERVE_QKV_BIAS_FOLD=0 keeps the bias in the GEMM.
+        let foldQKVBias = wgmmaAttention && smallBatchPath == nil && qkvBiasFoldAllowed
         for (index, block) in e.blocks.enumerated() {
             let label = "resblocks.\(index)"
+            let queryBias = foldQKVBias ? block.qkvBiasF32.pointer : 0  // the first W of the fp32 QKV bias: Q's
             var attentionArguments: [KernelArgument] = [
                 .pointer(qkv.pointer), .pointer(attention.pointer), .int32(Int32(t)), .int32(Int32(spec.heads)),
                 .float(scale)]
-            if useTensorCores, !wgmmaAttention { attentionArguments.append(.int32(Int32(tilesPerCTA))) }
+            if useTensorCores {
+                attentionArguments.append(wgmmaAttention ? .pointer(queryBias) : .int32(Int32(tilesPerCTA)))
+            }
             func launchAttention(dependent: Bool) throws {
                 try k.launch(
                     attentionKernel, grid: (attentionGridX, spec.heads, b), block: attentionBlock,
@@ -572,7 +587,7 @@ public final class CUDAExecutionContext: ExecutionContext {
             try mark("layernorm")
             try matmul(
                 "\(label).qkv", m: rows, n: 3 * w, k: w, weight: block.qkvWeight, input: h, output: qkv,
-                outputType: e.dtype, bias: block.qkvBias)
+                outputType: e.dtype, bias: foldQKVBias ? nil : block.qkvBias)
             try mark("gemm qkv")
             // The last block for the class tokens alone: the output is ln_post and proj of each image's class token, so
             // nothing reads the other tokens' rows after this block. Every token's K and V are needed (above); from the
@@ -586,7 +601,7 @@ public final class CUDAExecutionContext: ExecutionContext {
                     classKernel, grid: ((spec.heads + heads - 1) / heads, b, 1), block: 32 * heads,
                     sharedBytes: CUDAKernels.classTokenAttentionSharedBytes(tokens: t), stream: s,
                     [.pointer(qkv.pointer), .pointer(attention.pointer), .int32(Int32(t)), .int32(Int32(spec.heads)),
-                     .float(scale)])
+                     .float(scale), .pointer(queryBias)])
                 try mark("attention (class token)")
             } else {
                 try launchAttention(dependent: false)
@@ -596,10 +611,12 @@ public final class CUDAExecutionContext: ExecutionContext {
             let n = classKernel == nil ? rows : b, xStride = classKernel == nil ? w : t * w
             let outputStride = classKernel == nil ? nil : xStride  // nil: the plain row-major shape (its own plan)
             // cuBLASLt reads the bias in the output type: fp16 copies for the fp16 stream.
+            let outBias = foldQKVBias
+                ? (residual16 ? block.outBiasWithValueBias16! : block.outBiasWithValueBias)
+                : (residual16 ? block.outBias16! : block.outBias)
             try matmul(
                 "\(label).out_proj", m: n, n: w, k: w, weight: block.outWeight, input: attention, output: x,
-                outputType: residualType, bias: residual16 ? block.outBias16! : block.outBias, accumulate: true,
-                outputStride: outputStride)
+                outputType: residualType, bias: outBias, accumulate: true, outputStride: outputStride)
             try mark("gemm out_proj")
             try layerNorm(x, stride: xStride, h, suffix, rows: n, e.unitGamma, e.zeroBeta)
             try mark("layernorm")

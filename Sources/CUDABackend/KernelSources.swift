@@ -280,7 +280,7 @@ extern "C" __global__ void __launch_bounds__(256) attention_mma_d80_bf16(const u
     static let attentionWgmma = ##"""
 // Hopper (sm_90a) multi-head attention with warpgroup MMA (wgmma) for 16-bit activations, head width 64, for large
 // batches. Compiled after attention_mma.cu in the same NVRTC program (it uses that file's u16, pack2, shared_address,
-// copy_async16, Zero16, allow_dependents and wait_for_producer). Built only for the sm_90a target; elsewhere the file
+// copy_async16, Zero16, allow_dependents and wait_for_producer, and small_batch.cu's unpack2). Built only for the sm_90a target; elsewhere the file
 // is empty and the engine keeps the mma.sync kernel.
 //
 // One CTA of two warpgroups per (head, image), one when the sequence is a single query tile. K and V of the whole
@@ -379,10 +379,9 @@ __device__ __forceinline__ void load_swizzled(u16 *tile, const u16 *base, long s
     }
 }
 
-// Makes this thread's finished cp.async and plain shared-memory writes visible to wgmma (the async proxy); a barrier
-// must follow before another thread's wgmma reads them. `pending` of this thread's newest cp.async groups may still
-// be in flight (at most 7 are left pending: waiting for more is always safe).
-__device__ __forceinline__ void copies_visible_to_wgmma(int pending) {
+// Waits until at most `pending` of this thread's newest cp.async groups are still in flight (at most 7 are left
+// pending: waiting for more is always safe); what it copied is then visible to this thread.
+__device__ __forceinline__ void wait_copies(int pending) {
     switch (pending) {
     case 0: asm volatile("cp.async.wait_group 0;" ::: "memory"); break;
     case 1: asm volatile("cp.async.wait_group 1;" ::: "memory"); break;
@@ -393,7 +392,35 @@ __device__ __forceinline__ void copies_visible_to_wgmma(int pending) {
     case 6: asm volatile("cp.async.wait_group 6;" ::: "memory"); break;
     default: asm volatile("cp.async.wait_group 7;" ::: "memory"); break;
     }
+}
+
+// Makes this thread's finished cp.async and plain shared-memory writes visible to wgmma (the async proxy); a barrier
+// must follow before another thread's wgmma reads them.
+__device__ __forceinline__ void copies_visible_to_wgmma(int pending) {
+    wait_copies(pending);
     asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+}
+
+// Adds the query bias to the 16-byte chunks of a swizzled 64-row tile that this thread copied (load_swizzled by a
+// warpgroup: chunks thread, thread + 128, ..., all of them column chunk thread mod 8, whose 8 bias values are in
+// `bias`), once its copies have landed. The QKV GEMM then runs without a bias (see CUDAExecutionContext.forward):
+// the tile is rounded to 16 bits twice, as the product and as the sum.
+template <int BF16>
+__device__ __forceinline__ void add_query_bias(u16 *tile, const float (&bias)[8], int thread) {
+    for (int i = thread; i < 64 * 8; i += 128) {
+        const int r = i >> 3;
+        uint4 *chunk = (uint4 *)(tile + r * 64 + (((i & 7) ^ (r & 7)) << 3));
+        uint4 v = *chunk;
+        float2 f = unpack2<BF16>(v.x);
+        v.x = pack2<BF16>(f.x + bias[0], f.y + bias[1]);
+        f = unpack2<BF16>(v.y);
+        v.y = pack2<BF16>(f.x + bias[2], f.y + bias[3]);
+        f = unpack2<BF16>(v.z);
+        v.z = pack2<BF16>(f.x + bias[4], f.y + bias[5]);
+        f = unpack2<BF16>(v.w);
+        v.w = pack2<BF16>(f.x + bias[6], f.y + bias[7]);
+        *chunk = v;
+    }
 }
 
 // The max and the sum over the four threads of a quad, which hold one row's columns in the accumulator fragments.
@@ -482,7 +509,7 @@ __device__ __forceinline__ void softmax_block(float (&s)[N / 2], float (&o)[32],
 }
 
 template <int BF16>
-__device__ void attention_wgmma(const u16 *qkv, u16 *out, int tokens, int heads, float scale) {
+__device__ void attention_wgmma(const u16 *qkv, u16 *out, int tokens, int heads, float scale, const float *queryBias) {
     extern __shared__ __align__(1024) unsigned char wgmmaShared[];
     allow_dependents();
     wait_for_producer();  // qkv comes from the kernel before (when launched as its dependent)
@@ -500,6 +527,10 @@ __device__ void attention_wgmma(const u16 *qkv, u16 *out, int tokens, int heads,
     const int tiles = (tokens + 63) / 64, blocks = tiles;  // query tiles and key blocks, 64 rows each
     const float scale2 = scale * 1.4426950408889634f;  // exp(x·scale − m) as exp2 of pre-scaled scores
     const float negInf = __int_as_float(0xff800000);
+    // The query bias of the columns this thread copies (queryBias null: the QKV rows have their bias already).
+    float qb[8];
+#pragma unroll
+    for (int i = 0; i < 8; i++) qb[i] = queryBias ? queryBias[h * 64 + (thread & 7) * 8 + i] : 0.f;
 
     // One cp.async group per key block (the first also brings this warpgroup's first query tile): the first pass
     // starts on block 0 while the others are still on their way.
@@ -531,6 +562,8 @@ __device__ void attention_wgmma(const u16 *qkv, u16 *out, int tokens, int heads,
         const int pendingAfterBlock0 = blocks - 1 + (next < tiles ? 1 : 0);
         unsigned p[4][4];
         if (pass == 0) {  // every warpgroup has a first tile: all threads meet these barriers
+            wait_copies(pendingAfterBlock0);
+            if (queryBias) add_query_bias<BF16>(q, qb, thread);
             copies_visible_to_wgmma(pendingAfterBlock0);
             __syncthreads();
         }
@@ -581,6 +614,8 @@ __device__ void attention_wgmma(const u16 *qkv, u16 *out, int tokens, int heads,
             if (r1 < tokens) *(unsigned *)(out + ((long)b * tokens + r1) * width + col) = pack2<BF16>(o[4 * n + 2] * inv1, o[4 * n + 3] * inv1);
         }
         if (next < tiles) {
+            wait_copies(0);
+            if (queryBias) add_query_bias<BF16>(queries + ((pass + 1) & 1) * 64 * 64, qb, thread);
             copies_visible_to_wgmma(0);
             asm volatile("bar.sync %0, 128;" ::"r"(1 + wg) : "memory");  // this warpgroup's threads only
         }
@@ -588,13 +623,13 @@ __device__ void attention_wgmma(const u16 *qkv, u16 *out, int tokens, int heads,
 }
 
 #ifdef CLIPSERVE_F16
-extern "C" __global__ void __launch_bounds__(256, 2) attention_wgmma_d64_f16(const u16 *qkv, u16 *out, int tokens, int heads, float scale) {
-    attention_wgmma<0>(qkv, out, tokens, heads, scale);
+extern "C" __global__ void __launch_bounds__(256, 2) attention_wgmma_d64_f16(const u16 *qkv, u16 *out, int tokens, int heads, float scale, const float *queryBias) {
+    attention_wgmma<0>(qkv, out, tokens, heads, scale, queryBias);
 }
 #endif
 #ifdef CLIPSERVE_BF16
-extern "C" __global__ void __launch_bounds__(256, 2) attention_wgmma_d64_bf16(const u16 *qkv, u16 *out, int tokens, int heads, float scale) {
-    attention_wgmma<1>(qkv, out, tokens, heads, scale);
+extern "C" __global__ void __launch_bounds__(256, 2) attention_wgmma_d64_bf16(const u16 *qkv, u16 *out, int tokens, int heads, float scale, const float *queryBias) {
+    attention_wgmma<1>(qkv, out, tokens, heads, scale, queryBias);
 }
 #endif
 
@@ -1529,8 +1564,9 @@ __device__ void attention(const T *qkv, T *out, int tokens, int heads, float sca
 // of that token, so the other tokens' outputs of the last block are never read. One warp per (head, image), 4 heads
 // per CTA: the lanes share out the keys for the scores (kept in shared memory, `tokens` floats a warp), then the
 // dimensions for P·V. Exact softmax in fp32. Writes the class tokens' attention output compactly, [B, W].
+// queryBias, when not null, is added to the query (the QKV GEMM ran without its bias: see attention_wgmma.cu).
 template <typename T, int D>
-__device__ void attention_class_token(const T *qkv, T *out, int tokens, int heads, float scale) {
+__device__ void attention_class_token(const T *qkv, T *out, int tokens, int heads, float scale, const float *queryBias) {
     extern __shared__ float classScores[];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, h = blockIdx.x * (blockDim.x >> 5) + warp, b = blockIdx.y;
     if (h >= heads) return;
@@ -1540,7 +1576,7 @@ __device__ void attention_class_token(const T *qkv, T *out, int tokens, int head
     const T *base = qkv + (long)b * tokens * stride + h * D;
     float q[D];
 #pragma unroll
-    for (int d = 0; d < D; d++) q[d] = to_float(base[d]) * scale;
+    for (int d = 0; d < D; d++) q[d] = (to_float(base[d]) + (queryBias ? queryBias[h * D + d] : 0.f)) * scale;
     float mx = __int_as_float(0xff800000);
     for (int j = lane; j < tokens; j += 32) {
         const Pack8<T> *key = (const Pack8<T> *)(base + (long)j * stride + width);
@@ -1634,8 +1670,8 @@ extern "C" __global__ void l2norm_f32(float *y, int dim) {
 
 #define CLIPSERVE_CLASS_TOKEN_ATTENTION(T, NAME, D)                                                               \
     extern "C" __global__ void attention_class_d##D##_##NAME(const T *qkv, T *out, int tokens, int heads,         \
-                                                             float scale) {                                        \
-        attention_class_token<T, D>(qkv, out, tokens, heads, scale);                                               \
+                                                             float scale, const float *queryBias) {                \
+        attention_class_token<T, D>(qkv, out, tokens, heads, scale, queryBias);                                    \
     }
 
 #define CLIPSERVE_ENTRY_POINTS(T, NAME)                                                                           \

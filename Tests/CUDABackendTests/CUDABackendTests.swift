@@ -155,6 +155,41 @@ struct CUDABackendTests {
         }
     }
 
+    @Test("Without K's and V's biases, and with V's folded into out_proj's, attention and out_proj give the same rows")
+    func foldedValueBias() {
+        let tokens = 7, width = 16
+        var generator = SplitMix64(seed: 11)
+        func random(_ count: Int, scale: Float = 1) -> [Float] { (0..<count).map { _ in scale * Float(generator.nextUnit() * 2 - 1) } }
+        let q = random(tokens * width), k = random(tokens * width), v = random(tokens * width)
+        let bq = random(width), bk = random(width, scale: 3), bv = random(width, scale: 2)
+        let outWeight = random(width * width, scale: 0.3), outBias = random(width, scale: 0.1)
+        // One head: softmax((q + bq)·(k + kb)ᵀ / √d)·(v + vb), then out_proj.
+        func block(keyBias: [Float], valueBias: [Float], bias: [Float]) -> [Double] {
+            var result: [Double] = []
+            for i in 0..<tokens {
+                let scores = (0..<tokens).map { j in
+                    (0..<width).reduce(0.0) { $0 + Double(q[i * width + $1] + bq[$1]) * Double(k[j * width + $1] + keyBias[$1]) } / 4
+                }
+                let top = scores.max()!, e = scores.map { Foundation.exp($0 - top) }, sum = e.reduce(0, +)
+                let row = (0..<width).map { d in (0..<tokens).reduce(0.0) { $0 + e[$1] / sum * Double(v[$1 * width + d] + valueBias[d]) } }
+                for r in 0..<width {
+                    result.append((0..<width).reduce(Double(bias[r])) { $0 + Double(outWeight[r * width + $1]) * row[$1] })
+                }
+            }
+            return result
+        }
+        let folded = CUDAEngine.foldValueBias(
+            outWeight: TensorData(shape: [width, width], values: outWeight), outBias: TensorData(shape: [width], values: outBias),
+            valueBias: bv, width: width)
+        let expected = block(keyBias: bk, valueBias: bv, bias: outBias)
+        let zeros = [Float](repeating: 0, count: width)
+        let actual = block(keyBias: zeros, valueBias: zeros, bias: folded.floats())
+        #expect(zip(actual, expected).map { abs($0 - $1) }.max()! <= 1e-5)
+        // The fold is not a no-op: without it the rows differ by W_o·b_v.
+        let unfolded = block(keyBias: zeros, valueBias: zeros, bias: outBias)
+        #expect(zip(unfolded, expected).map { abs($0 - $1) }.max()! > 1e-2)
+    }
+
     @Test("cuLaunchKernelEx's hand-declared structs have cuda.h's layout")
     func launchConfigurationLayout() {
         // CUlaunchAttribute: id (4 bytes), 4 bytes of padding, a 64-byte value union.

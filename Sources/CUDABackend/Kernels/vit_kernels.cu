@@ -324,8 +324,9 @@ __device__ void attention(const T *qkv, T *out, int tokens, int heads, float sca
 // of that token, so the other tokens' outputs of the last block are never read. One warp per (head, image), 4 heads
 // per CTA: the lanes share out the keys for the scores (kept in shared memory, `tokens` floats a warp), then the
 // dimensions for P·V. Exact softmax in fp32. Writes the class tokens' attention output compactly, [B, W].
+// queryBias, when not null, is added to the query (the QKV GEMM ran without its bias: see attention_wgmma.cu).
 template <typename T, int D>
-__device__ void attention_class_token(const T *qkv, T *out, int tokens, int heads, float scale) {
+__device__ void attention_class_token(const T *qkv, T *out, int tokens, int heads, float scale, const float *queryBias) {
     extern __shared__ float classScores[];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, h = blockIdx.x * (blockDim.x >> 5) + warp, b = blockIdx.y;
     if (h >= heads) return;
@@ -335,7 +336,7 @@ __device__ void attention_class_token(const T *qkv, T *out, int tokens, int head
     const T *base = qkv + (long)b * tokens * stride + h * D;
     float q[D];
 #pragma unroll
-    for (int d = 0; d < D; d++) q[d] = to_float(base[d]) * scale;
+    for (int d = 0; d < D; d++) q[d] = (to_float(base[d]) + (queryBias ? queryBias[h * D + d] : 0.f)) * scale;
     float mx = __int_as_float(0xff800000);
     for (int j = lane; j < tokens; j += 32) {
         const Pack8<T> *key = (const Pack8<T> *)(base + (long)j * stride + width);
@@ -429,8 +430,8 @@ extern "C" __global__ void l2norm_f32(float *y, int dim) {
 
 #define CLIPSERVE_CLASS_TOKEN_ATTENTION(T, NAME, D)                                                               \
     extern "C" __global__ void attention_class_d##D##_##NAME(const T *qkv, T *out, int tokens, int heads,         \
-                                                             float scale) {                                        \
-        attention_class_token<T, D>(qkv, out, tokens, heads, scale);                                               \
+                                                             float scale, const float *queryBias) {                \
+        attention_class_token<T, D>(qkv, out, tokens, heads, scale, queryBias);                                    \
     }
 
 #define CLIPSERVE_ENTRY_POINTS(T, NAME)                                                                           \
