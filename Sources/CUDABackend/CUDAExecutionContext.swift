@@ -60,6 +60,8 @@ public final class CUDAExecutionContext: ExecutionContext {
     let wgmmaAttentionAllowed: Bool
     /// Whether the wgmma path may run the QKV GEMM without its bias (unless CLIPSERVE_QKV_BIAS_FOLD=0; see forward).
     let qkvBiasFoldAllowed: Bool
+    /// The most query rows past the last whole tile the wgmma attention computes without a tile (CUDAKernels).
+    let wgmmaAttentionMaxTailRows: Int
     /// The wgmma c_fc + activation kernel the large-batch path runs, nil for cuBLASLt and the bias + GELU pass.
     let mlpKernel: CUDAKernels.GemmActivationKernel?
     /// The kernel for the last block's class-token attention (the large-batch path then runs that block for the class
@@ -87,6 +89,7 @@ public final class CUDAExecutionContext: ExecutionContext {
         halfResidual = engine.dtype == .f16 && ProcessInfo.processInfo.environment["CLIPSERVE_RESIDUAL"] != "f32"
         wgmmaAttentionAllowed = ProcessInfo.processInfo.environment["CLIPSERVE_WGMMA_ATTENTION"] != "0"
         qkvBiasFoldAllowed = ProcessInfo.processInfo.environment["CLIPSERVE_QKV_BIAS_FOLD"] != "0"
+        wgmmaAttentionMaxTailRows = CUDAKernels.wgmmaAttentionMaxTailRows(ProcessInfo.processInfo.environment)
         mlpKernel = Self.mlpKernel(engine: engine)
         let classKernel = "attention_class_d\(engine.spec.headWidth)_\(CUDAKernels.suffix(engine.dtype))"
         // Its scores must fit the 48 KB of shared memory a launch gets unasked (3072 tokens).
@@ -538,10 +541,11 @@ public final class CUDAExecutionContext: ExecutionContext {
         // On Hopper, batches that give every SM several (head, image) pairs take the wgmma kernel: one CTA of one or
         // two warpgroups per pair (CLIPSERVE_WGMMA_ATTENTION=0 keeps mma.sync).
         let wgmmaKernel = "attention_wgmma_d64_\(suffix)"
-        let wgmmaShared = CUDAKernels.wgmmaAttentionSharedBytes(tokens: t)
+        let tailRows = CUDAKernels.wgmmaAttentionTailRows(tokens: t, maxRows: wgmmaAttentionMaxTailRows)
+        let wgmmaShared = CUDAKernels.wgmmaAttentionSharedBytes(tokens: t, tailRows: tailRows)
         if useTensorCores, onePerHead, k.has(wgmmaKernel),
             CUDAKernels.wgmmaAttentionFits(headWidth: headWidth, tokens: t, sharedMemory: device.maxSharedMemoryPerBlock),
-            wgmmaAttentionAllowed
+            wgmmaShared <= device.maxSharedMemoryPerBlock, wgmmaAttentionAllowed
         {
             attentionKernel = wgmmaKernel
             attentionGridX = 1
@@ -571,6 +575,7 @@ public final class CUDAExecutionContext: ExecutionContext {
                 .float(scale)]
             if useTensorCores {
                 attentionArguments.append(wgmmaAttention ? .pointer(queryBias) : .int32(Int32(tilesPerCTA)))
+                if wgmmaAttention { attentionArguments.append(.int32(Int32(tailRows))) }
             }
             func launchAttention(dependent: Bool) throws {
                 try k.launch(

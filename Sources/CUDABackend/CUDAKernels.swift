@@ -172,10 +172,25 @@ final class CUDAKernels: @unchecked Sendable {
     /// Shared memory of the wgmma attention (attention_wgmma.cu) for `tokens` keys, head width 64: K and V in blocks
     /// of 64 rows (the last 16 rows when at most 16 keys remain in it), 128 bytes a row; two 64-row query buffers per
     /// warpgroup; 1 KB to align the tiles to the swizzle's 1024 bytes.
-    static func wgmmaAttentionSharedBytes(tokens: Int) -> Int {
+    /// With `tailRows`, the scratch of attention_rows_scalar after them: the scores and 8 + 4·64 floats.
+    static func wgmmaAttentionSharedBytes(tokens: Int, tailRows: Int = 0) -> Int {
         let last = (tokens - 1) / 64 * 64
         let keyRows = last + (tokens - last <= 16 ? 16 : 64)
-        return 1024 + 2 * keyRows * 128 + wgmmaAttentionWarpgroups(tokens: tokens) * 2 * 64 * 128
+        let scratch = tailRows > 0 ? 4 * ((tokens + 3) / 4 * 4 + 8 + 4 * 64) : 0
+        return 1024 + 2 * keyRows * 128 + wgmmaAttentionWarpgroups(tokens: tokens) * 2 * 64 * 128 + scratch
+    }
+
+    /// The query rows past the last whole 64-row tile that the wgmma attention computes without a tile of their own
+    /// (attention_rows_scalar, from shared memory before its tiles): tokens mod 64 when that is 1 to `maxRows` and at least two whole
+    /// tiles come before them, else 0. ViT-L-14's 257 tokens: 1 (four tiles instead of five).
+    static func wgmmaAttentionTailRows(tokens: Int, maxRows: Int) -> Int {
+        let rows = tokens % 64
+        return rows >= 1 && rows <= maxRows && tokens / 64 >= 2 ? rows : 0
+    }
+
+    /// The most tail rows the wgmma attention computes that way: CLIPSERVE_ATTENTION_TAIL, else 1 (0: always a tile).
+    static func wgmmaAttentionMaxTailRows(_ environment: [String: String]) -> Int {
+        environment["CLIPSERVE_ATTENTION_TAIL"].flatMap { Int($0) }.map { max(0, min($0, 63)) } ?? 1
     }
 
     /// Whether the wgmma attention can run a model: it is built for head width 64 only (ViT-H-14's 80 keeps the

@@ -508,8 +508,90 @@ __device__ __forceinline__ void softmax_block(float (&s)[N / 2], float (&o)[32],
     }
 }
 
+// Query rows [first, tokens) of one head without wgmma: the few rows past the last whole 64-row tile (ViT-L-14's
+// 257th), which as a tile of their own would cost as much as 64 rows. One warpgroup (`thread` 0..127, named barrier
+// `barrier`), after every key block has landed in shared memory (swizzled as above); q is read from global memory
+// (plus queryBias when not null), `scratch` holds the scores (rounded up to 4) and 8 + 4·64 floats for the
+// reductions. out points at the head's first column of the image's first row. Exact fp32 softmax (P stays fp32).
+//   scores   a thread per key: q (fp32 registers) · K row
+//   O        a warp per quarter of the keys, a lane per two columns; the quarters summed through shared memory
 template <int BF16>
-__device__ void attention_wgmma(const u16 *qkv, u16 *out, int tokens, int heads, float scale, const float *queryBias) {
+__device__ void attention_rows_scalar(const u16 *base, long stride, int qColumn, const float *queryBias, const u16 *keys,
+                                      const u16 *values, u16 *out, int width, int first, int tokens, float scale2,
+                                      int thread, int barrier, float *scratch) {
+    float *p = scratch, *reduce = scratch + ((tokens + 3) & ~3), *partial = reduce + 8;
+    const int warp = thread >> 5, lane = thread & 31;
+    const int quarter = (tokens + 3) / 4, j0 = warp * quarter, j1 = min(tokens, j0 + quarter);
+    const int d = 2 * lane, chunk = d >> 3;
+    for (int r = first; r < tokens; r++) {
+        float q[64];
+        const uint4 *qRow = (const uint4 *)(base + r * stride + qColumn);
+#pragma unroll
+        for (int c = 0; c < 8; c++) {
+            const uint4 v = qRow[c];
+            const float2 a = unpack2<BF16>(v.x), b = unpack2<BF16>(v.y), e = unpack2<BF16>(v.z), f = unpack2<BF16>(v.w);
+            q[8 * c] = a.x, q[8 * c + 1] = a.y, q[8 * c + 2] = b.x, q[8 * c + 3] = b.y;
+            q[8 * c + 4] = e.x, q[8 * c + 5] = e.y, q[8 * c + 6] = f.x, q[8 * c + 7] = f.y;
+        }
+        if (queryBias) {
+#pragma unroll
+            for (int i = 0; i < 64; i++) q[i] += queryBias[i];
+        }
+        float mx = __int_as_float(0xff800000);
+        for (int j = thread; j < tokens; j += 128) {
+            const u16 *k = keys + j * 64;
+            float s = 0.f;
+#pragma unroll
+            for (int c = 0; c < 8; c++) {
+                const uint4 v = *(const uint4 *)(k + ((c ^ (j & 7)) << 3));
+                const float2 a = unpack2<BF16>(v.x), b = unpack2<BF16>(v.y), e = unpack2<BF16>(v.z), f = unpack2<BF16>(v.w);
+                s = fmaf(q[8 * c], a.x, s), s = fmaf(q[8 * c + 1], a.y, s), s = fmaf(q[8 * c + 2], b.x, s);
+                s = fmaf(q[8 * c + 3], b.y, s), s = fmaf(q[8 * c + 4], e.x, s), s = fmaf(q[8 * c + 5], e.y, s);
+                s = fmaf(q[8 * c + 6], f.x, s), s = fmaf(q[8 * c + 7], f.y, s);
+            }
+            s *= scale2;
+            p[j] = s;
+            mx = fmaxf(mx, s);
+        }
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+        if (lane == 0) reduce[warp] = mx;
+        asm volatile("bar.sync %0, 128;" ::"r"(barrier) : "memory");
+        mx = fmaxf(fmaxf(reduce[0], reduce[1]), fmaxf(reduce[2], reduce[3]));
+        float sum = 0.f;
+        for (int j = thread; j < tokens; j += 128) {
+            const float e = exp2_approx(p[j] - mx);
+            p[j] = e;
+            sum += e;
+        }
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        if (lane == 0) reduce[4 + warp] = sum;
+        asm volatile("bar.sync %0, 128;" ::"r"(barrier) : "memory");
+        float o0 = 0.f, o1 = 0.f;
+#pragma unroll 4
+        for (int j = j0; j < j1; j++) {
+            const float2 v = unpack2<BF16>(*(const unsigned *)(values + j * 64 + ((chunk ^ (j & 7)) << 3) + (d & 7)));
+            o0 = fmaf(p[j], v.x, o0);
+            o1 = fmaf(p[j], v.y, o1);
+        }
+        partial[warp * 64 + d] = o0;
+        partial[warp * 64 + d + 1] = o1;
+        asm volatile("bar.sync %0, 128;" ::"r"(barrier) : "memory");
+        if (warp == 0) {
+            const float inv = 1.f / (reduce[4] + reduce[5] + reduce[6] + reduce[7]);
+            float a = 0.f, b = 0.f;
+#pragma unroll
+            for (int w = 0; w < 4; w++) a += partial[w * 64 + d], b += partial[w * 64 + d + 1];
+            *(unsigned *)(out + (long)r * width + d) = pack2<BF16>(a * inv, b * inv);
+        }
+        asm volatile("bar.sync %0, 128;" ::"r"(barrier) : "memory");  // p, reduce and partial are reused
+    }
+}
+
+template <int BF16>
+__device__ void attention_wgmma(const u16 *qkv, u16 *out, int tokens, int heads, float scale, const float *queryBias,
+                                int tail) {
     extern __shared__ __align__(1024) unsigned char wgmmaShared[];
     allow_dependents();
     wait_for_producer();  // qkv comes from the kernel before (when launched as its dependent)
@@ -524,7 +606,9 @@ __device__ void attention_wgmma(const u16 *qkv, u16 *out, int tokens, int heads,
     const long stride = 3L * width;
     const u16 *base = qkv + (long)b * tokens * stride;
     const int warp = thread >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    const int tiles = (tokens + 63) / 64, blocks = tiles;  // query tiles and key blocks, 64 rows each
+    // Query tiles and key blocks, 64 rows each; the last `tail` rows (the host sends 0, or fewer than 64 after at
+    // least two whole tiles) go to attention_rows_scalar instead of a tile of their own.
+    const int tiles = (tokens - tail + 63) / 64, blocks = (tokens + 63) / 64;
     const float scale2 = scale * 1.4426950408889634f;  // exp(x·scale − m) as exp2 of pre-scaled scores
     const float negInf = __int_as_float(0xff800000);
     // The query bias of the columns this thread copies (queryBias null: the QKV rows have their bias already).
@@ -540,6 +624,20 @@ __device__ void attention_wgmma(const u16 *qkv, u16 *out, int tokens, int heads,
         load_swizzled(values + j * 64 * 64, base, stride, 2 * width + h * 64, j * 64, rows, tokens, threadIdx.x, blockDim.x);
         if (j == 0 && wg < tiles) load_swizzled(queries, base, stride, h * 64, wg * 64, 64, tokens, thread, 128);
         asm volatile("cp.async.commit_group;");
+    }
+    // With tail rows, everything is waited for at once (no first pass racing the copies of later key blocks), then
+    // the warpgroup the next tile would have gone to (the one with fewer tiles, or either) computes those rows before
+    // its tiles. (Here rather than after the tile loop: code after the loop makes ptxas serialise the wgmmas.)
+    if (tail > 0) {
+        wait_copies(0);
+        if (queryBias) add_query_bias<BF16>(queries, qb, thread);
+        copies_visible_to_wgmma(0);
+        __syncthreads();
+        if (wg == tiles % warpgroups) {
+            attention_rows_scalar<BF16>(base, stride, h * 64, queryBias ? queryBias + h * 64 : nullptr, keys, values,
+                                        out + (long)b * tokens * width + h * 64, width, tokens - tail, tokens, scale2,
+                                        thread, 1 + wg, (float *)(values + keyRows * 64 + warpgroups * 2 * 64 * 64));
+        }
     }
 
     for (int tile = wg, pass = 0; tile < tiles; tile += warpgroups, pass++) {
@@ -561,7 +659,7 @@ __device__ void attention_wgmma(const u16 *qkv, u16 *out, int tokens, int heads,
         const int full = tokens - (blocks - 1) * 64 <= 16 ? blocks - 1 : blocks;
         const int pendingAfterBlock0 = blocks - 1 + (next < tiles ? 1 : 0);
         unsigned p[4][4];
-        if (pass == 0) {  // every warpgroup has a first tile: all threads meet these barriers
+        if (pass == 0 && tail == 0) {  // every warpgroup has a first tile: all threads meet these barriers
             wait_copies(pendingAfterBlock0);
             if (queryBias) add_query_bias<BF16>(q, qb, thread);
             copies_visible_to_wgmma(pendingAfterBlock0);
@@ -577,7 +675,7 @@ __device__ void attention_wgmma(const u16 *qkv, u16 *out, int tokens, int heads,
             for (int j = 0; j < full; j++) {
                 const int k0 = j * 64;
                 softmax_block<BF16, 64>(s, o, m0, m1, l0, l1, p, k0, tokens, scale2, t, k0 + 64 > tokens);
-                if (pass == 0 && j + 1 < blocks) {
+                if (pass == 0 && tail == 0 && j + 1 < blocks) {
                     copies_visible_to_wgmma(pendingAfterBlock0 - (j + 1));
                     __syncthreads();
                 }
@@ -623,13 +721,13 @@ __device__ void attention_wgmma(const u16 *qkv, u16 *out, int tokens, int heads,
 }
 
 #ifdef CLIPSERVE_F16
-extern "C" __global__ void __launch_bounds__(256, 2) attention_wgmma_d64_f16(const u16 *qkv, u16 *out, int tokens, int heads, float scale, const float *queryBias) {
-    attention_wgmma<0>(qkv, out, tokens, heads, scale, queryBias);
+extern "C" __global__ void __launch_bounds__(256, 2) attention_wgmma_d64_f16(const u16 *qkv, u16 *out, int tokens, int heads, float scale, const float *queryBias, int tail) {
+    attention_wgmma<0>(qkv, out, tokens, heads, scale, queryBias, tail);
 }
 #endif
 #ifdef CLIPSERVE_BF16
-extern "C" __global__ void __launch_bounds__(256, 2) attention_wgmma_d64_bf16(const u16 *qkv, u16 *out, int tokens, int heads, float scale, const float *queryBias) {
-    attention_wgmma<1>(qkv, out, tokens, heads, scale, queryBias);
+extern "C" __global__ void __launch_bounds__(256, 2) attention_wgmma_d64_bf16(const u16 *qkv, u16 *out, int tokens, int heads, float scale, const float *queryBias, int tail) {
+    attention_wgmma<1>(qkv, out, tokens, heads, scale, queryBias, tail);
 }
 #endif
 

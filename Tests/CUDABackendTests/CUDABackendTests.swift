@@ -77,6 +77,22 @@ struct CUDABackendTests {
         #expect(CUDAKernels.wgmmaAttentionFits(headWidth: 64, tokens: 257, sharedMemory: 232_448))
         #expect(!CUDAKernels.wgmmaAttentionFits(headWidth: 80, tokens: 257, sharedMemory: 232_448))
         #expect(!CUDAKernels.wgmmaAttentionFits(headWidth: 64, tokens: 2000, sharedMemory: 232_448))
+        // Rows past the last whole tile computed without a tile: ViT-L-14's 257th (1 row after 4 tiles) and
+        // ViT-L-14-336's 577th by default; ViT-B-16's 5 only when allowed; never a lone partial tile (ViT-B-32).
+        #expect(CUDAKernels.wgmmaAttentionTailRows(tokens: 257, maxRows: 1) == 1)
+        #expect(CUDAKernels.wgmmaAttentionTailRows(tokens: 577, maxRows: 1) == 1)
+        #expect(CUDAKernels.wgmmaAttentionTailRows(tokens: 197, maxRows: 1) == 0)
+        #expect(CUDAKernels.wgmmaAttentionTailRows(tokens: 197, maxRows: 8) == 5)
+        #expect(CUDAKernels.wgmmaAttentionTailRows(tokens: 50, maxRows: 63) == 0)
+        #expect(CUDAKernels.wgmmaAttentionTailRows(tokens: 65, maxRows: 8) == 0)  // one whole tile before it: a tile
+        #expect(CUDAKernels.wgmmaAttentionTailRows(tokens: 256, maxRows: 8) == 0)
+        #expect(CUDAKernels.wgmmaAttentionTailRows(tokens: 257, maxRows: 0) == 0)
+        #expect(CUDAKernels.wgmmaAttentionMaxTailRows([:]) == 1)
+        #expect(CUDAKernels.wgmmaAttentionMaxTailRows(["CLIPSERVE_ATTENTION_TAIL": "0"]) == 0)
+        // Its scratch (scores and 8 + 4·64 floats) still leaves two CTAs per SM for ViT-L-14.
+        let withTail = CUDAKernels.wgmmaAttentionSharedBytes(tokens: 257, tailRows: 1)
+        #expect(withTail == CUDAKernels.wgmmaAttentionSharedBytes(tokens: 257) + 4 * (260 + 8 + 256))
+        #expect(2 * (withTail + 1024) <= 233_472)
     }
 
     @Test("wgmma GEMM with activation: shared memory per CTA, two CTAs per SM")
