@@ -4,7 +4,7 @@
 # in. (Racecheck with a kernel filter, to skip cuBLASLt's kernels, ends in "Internal Sanitizer Error: failed to
 # handle a hardware exception" with compute-sanitizer 2025.x on sm_90, so racecheck instruments every kernel.)
 # MODELS=... runs the three tools on those models instead (verify's large-batch check, at least 44 images for 12
-# heads on an H100, takes the wgmma attention). Logs packed into $OUT/logs.tar.gz; the summaries last.
+# heads on an H100, takes the wgmma attention); TOOLS="memcheck racecheck" picks among them. Logs packed into $OUT/logs.tar.gz; the summaries last.
 set -u
 D=.device
 RESULTS=${OUT:-/tmp/out}
@@ -22,10 +22,11 @@ run() {  # name, models, then compute-sanitizer options
   grep -oE "(Read|Write) access at [A-Za-z0-9_]+" "$OUT/$name.log" | awk '{print "   hazard in", $4}' | sort | uniq -c
   grep -E "^(PASS|FAIL)|all models passed" "$OUT/$name.log" | tail -3
 }
-if [ -n "${MODELS:-}" ]; then  # e.g. MODELS=random:ViT-B-16: the three tools on those models only
-  run memcheck "$MODELS" --tool memcheck --error-exitcode 9
-  run synccheck_own "$MODELS" --tool synccheck --kernel-name-exclude kns=nvjet --error-exitcode 9
-  run racecheck "$MODELS" --tool racecheck --print-limit 2000
+if [ -n "${MODELS:-}" ]; then  # e.g. MODELS=random:ViT-B-16: the tools (TOOLS, default all three) on those models only
+  TOOLS=${TOOLS:-memcheck synccheck racecheck}
+  [[ " $TOOLS " == *" memcheck "* ]] && run memcheck "$MODELS" --tool memcheck --error-exitcode 9
+  [[ " $TOOLS " == *" synccheck "* ]] && run synccheck_own "$MODELS" --tool synccheck --kernel-name-exclude kns=nvjet --error-exitcode 9
+  [[ " $TOOLS " == *" racecheck "* ]] && run racecheck "$MODELS" --tool racecheck --print-limit 2000
 else
   run memcheck "fixtures random:ViT-B-32" --tool memcheck --error-exitcode 9
   run synccheck_own "fixtures random:ViT-B-32" --tool synccheck --kernel-name-exclude kns=nvjet --error-exitcode 9
