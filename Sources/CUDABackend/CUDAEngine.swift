@@ -152,7 +152,8 @@ public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
                                           (block.ln2Weight, "ln_2.weight", [w]), (block.ln2Bias, "ln_2.bias", [w]),
                                           (block.qkvWeight, "attn.in_proj_weight", [3 * w, w]),
                                           (block.qkvBias, "attn.in_proj_bias", [3 * w]),
-                                          (block.outWeight, "attn.out_proj.weight", [w, w]), (block.outBias, "attn.out_proj.bias", [w]),
+                                          (block.outWeight, "attn.out_proj.weight", [w, w]),
+                                          (block.outBias, "attn.out_proj.bias", [w]),
                                           (block.fc1Weight, "mlp.c_fc.weight", [m, w]), (block.fc1Bias, "mlp.c_fc.bias", [m])]
             where tensor.elementCount != shape.reduce(1, *) {
                 throw EngineError.device("cuda: tensor \(p + name) has shape \(tensor.shape), expected \(shape)")

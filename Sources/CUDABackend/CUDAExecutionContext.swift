@@ -421,11 +421,11 @@ public final class CUDAExecutionContext: ExecutionContext {
             label: label)
     }
 
-    /// The quickest of `plan`'s candidates on this GPU, timed on the real weights and input into a scratch output
-    /// (zeroed, and added to when the real run `accumulate`s, as out_proj and c_proj do: beta = 1 reads the output,
-    /// which can favour another candidate; nothing the forward pass holds is touched); the heuristic's first when the output would need
-    /// more than 1 GiB of scratch or no candidate runs. Never called while a graph is being captured: plans are made
-    /// in the eager pass that precedes each capture.
+    /// The quickest of `plan`'s candidates on this GPU, timed on the real weights and input into a scratch output, so
+    /// nothing the forward pass holds is touched. The scratch is zeroed and added to when the real run `accumulate`s,
+    /// as out_proj and c_proj do (beta = 1 reads the output, which can favour another candidate). The heuristic's
+    /// first when the output would need more than 1 GiB of scratch or no candidate runs. Never called while a graph
+    /// is being captured: plans are made in the eager pass that precedes each capture.
     private func fastest(
         _ plan: MatmulPlan, weight: CUDABuffer, input: CUDABuffer, bias: CUDABuffer?, accumulate: Bool
     ) throws -> cublasLtMatmulAlgo_t {
@@ -435,7 +435,8 @@ public final class CUDAExecutionContext: ExecutionContext {
         let d = libraries.driver
         let scratch = try device.allocate(outputBytes, "matmul timing output")
         if accumulate {
-            try libraries.check(d.cuMemsetD8Async!(scratch.pointer, 0, outputBytes, stream), "cuMemsetD8Async(matmul timing output)")
+            try libraries.check(
+                d.cuMemsetD8Async!(scratch.pointer, 0, outputBytes, stream), "cuMemsetD8Async(matmul timing output)")
         }
         var start: CUevent?, end: CUevent?
         try libraries.check(d.cuEventCreate!(&start, 0), "cuEventCreate")
@@ -563,7 +564,7 @@ public final class CUDAExecutionContext: ExecutionContext {
         }
         let scale = 1 / Float(headWidth).squareRoot()
         // With the wgmma attention the QKV GEMM runs without a bias, which costs cuBLASLt about 8% there (ViT-L-14 at
-        // batch 256 on an H100: 14.9 against 13.7 ms): the attention adds Q's bias to each query tile it loads, K's
+        // batch 256 on an H100: 14.2 against 13.0 ms): the attention adds Q's bias to each query tile it loads, K's
         // bias is dropped (it shifts a whole row of scores, which the softmax ignores) and V's is folded into
         // out_proj's bias (CUDAEngine.foldValueBias). CLIPSERVE_QKV_BIAS_FOLD=0 keeps the bias in the GEMM.
         let foldQKVBias = wgmmaAttention && smallBatchPath == nil && qkvBiasFoldAllowed

@@ -181,8 +181,8 @@ final class CUDAKernels: @unchecked Sendable {
     }
 
     /// The query rows past the last whole 64-row tile that the wgmma attention computes without a tile of their own
-    /// (attention_rows_scalar, from shared memory before its tiles): tokens mod 64 when that is 1 to `maxRows` and at least two whole
-    /// tiles come before them, else 0. ViT-L-14's 257 tokens: 1 (four tiles instead of five).
+    /// (attention_rows_scalar, from shared memory before its tiles): tokens mod 64 when that is 1 to `maxRows` and at
+    /// least two whole tiles come before them, else 0. ViT-L-14's 257 tokens: 1 (four tiles instead of five).
     static func wgmmaAttentionTailRows(tokens: Int, maxRows: Int) -> Int {
         let rows = tokens % 64
         return rows >= 1 && rows <= maxRows && tokens / 64 >= 2 ? rows : 0

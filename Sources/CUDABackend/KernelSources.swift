@@ -280,8 +280,8 @@ extern "C" __global__ void __launch_bounds__(256) attention_mma_d80_bf16(const u
     static let attentionWgmma = ##"""
 // Hopper (sm_90a) multi-head attention with warpgroup MMA (wgmma) for 16-bit activations, head width 64, for large
 // batches. Compiled after attention_mma.cu in the same NVRTC program (it uses that file's u16, pack2, shared_address,
-// copy_async16, Zero16, allow_dependents and wait_for_producer, and small_batch.cu's unpack2). Built only for the sm_90a target; elsewhere the file
-// is empty and the engine keeps the mma.sync kernel.
+// copy_async16, Zero16, allow_dependents and wait_for_producer, and small_batch.cu's unpack2). Built only for the
+// sm_90a target; elsewhere the file is empty and the engine keeps the mma.sync kernel.
 //
 // One CTA of two warpgroups per (head, image), one when the sequence is a single query tile. K and V of the whole
 // sequence sit in shared memory in the 128-byte swizzled layout that wgmma reads directly (row r of 64 halves at
@@ -298,6 +298,12 @@ extern "C" __global__ void __launch_bounds__(256) attention_mma_d80_bf16(const u
 //              from shared memory (N-major: the transposed-B form).
 // A warp of the group holds rows 16w..16w+15 of the tile in the fragments of mma.sync m16n8k16, so the softmax is
 // attention_mma.cu's, with the score scale folded into the exponent's FFMA.
+//
+// Two extras the host may ask for:
+//   queryBias  the QKV rows come without their bias (the engine folds K's and V's away): Q's is added to each query
+//              tile in shared memory once it has landed (add_query_bias);
+//   tail       the last `tail` rows (fewer than 64, after at least two whole tiles; ViT-L-14's 257th) are computed
+//              without a tile of their own (attention_rows_scalar), once all of K and V are in.
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 
@@ -721,12 +727,14 @@ __device__ void attention_wgmma(const u16 *qkv, u16 *out, int tokens, int heads,
 }
 
 #ifdef CLIPSERVE_F16
-extern "C" __global__ void __launch_bounds__(256, 2) attention_wgmma_d64_f16(const u16 *qkv, u16 *out, int tokens, int heads, float scale, const float *queryBias, int tail) {
+extern "C" __global__ void __launch_bounds__(256, 2) attention_wgmma_d64_f16(const u16 *qkv, u16 *out, int tokens, int heads,
+                                                                              float scale, const float *queryBias, int tail) {
     attention_wgmma<0>(qkv, out, tokens, heads, scale, queryBias, tail);
 }
 #endif
 #ifdef CLIPSERVE_BF16
-extern "C" __global__ void __launch_bounds__(256, 2) attention_wgmma_d64_bf16(const u16 *qkv, u16 *out, int tokens, int heads, float scale, const float *queryBias, int tail) {
+extern "C" __global__ void __launch_bounds__(256, 2) attention_wgmma_d64_bf16(const u16 *qkv, u16 *out, int tokens, int heads,
+                                                                               float scale, const float *queryBias, int tail) {
     attention_wgmma<1>(qkv, out, tokens, heads, scale, queryBias, tail);
 }
 #endif
