@@ -543,15 +543,15 @@ public final class CUDAExecutionContext: ExecutionContext {
         // two warpgroups per pair (CLIPSERVE_WGMMA_ATTENTION=0 keeps mma.sync).
         let wgmmaKernel = "attention_wgmma_d64_\(suffix)"
         let tailRows = CUDAKernels.wgmmaAttentionTailRows(tokens: t, maxRows: wgmmaAttentionMaxTailRows)
-        let wgmmaShared = CUDAKernels.wgmmaAttentionSharedBytes(tokens: t, tailRows: tailRows)
         if useTensorCores, onePerHead, k.has(wgmmaKernel),
-            CUDAKernels.wgmmaAttentionFits(headWidth: headWidth, tokens: t, sharedMemory: device.maxSharedMemoryPerBlock),
-            wgmmaShared <= device.maxSharedMemoryPerBlock, wgmmaAttentionAllowed
+            CUDAKernels.wgmmaAttentionFits(
+                headWidth: headWidth, tokens: t, tailRows: tailRows, sharedMemory: device.maxSharedMemoryPerBlock),
+            wgmmaAttentionAllowed
         {
             attentionKernel = wgmmaKernel
             attentionGridX = 1
             attentionBlock = 128 * CUDAKernels.wgmmaAttentionWarpgroups(tokens: t)
-            attentionShared = wgmmaShared
+            attentionShared = CUDAKernels.wgmmaAttentionSharedBytes(tokens: t, tailRows: tailRows)
         }
         let wgmmaAttention = attentionKernel == wgmmaKernel
         // On Hopper, c_fc with its bias and activation can run as one wgmma kernel (CLIPSERVE_MLP_GEMM=wgmma; by

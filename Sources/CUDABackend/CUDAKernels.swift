@@ -194,9 +194,9 @@ final class CUDAKernels: @unchecked Sendable {
     }
 
     /// Whether the wgmma attention can run a model: it is built for head width 64 only (ViT-H-14's 80 keeps the
-    /// mma.sync kernel), and K, V and the query buffers must fit in a CTA's shared memory.
-    static func wgmmaAttentionFits(headWidth: Int, tokens: Int, sharedMemory: Int) -> Bool {
-        headWidth == 64 && wgmmaAttentionSharedBytes(tokens: tokens) <= sharedMemory
+    /// mma.sync kernel), and K, V, the query buffers and the scratch for `tailRows` must fit in a CTA's shared memory.
+    static func wgmmaAttentionFits(headWidth: Int, tokens: Int, tailRows: Int = 0, sharedMemory: Int) -> Bool {
+        headWidth == 64 && wgmmaAttentionSharedBytes(tokens: tokens, tailRows: tailRows) <= sharedMemory
     }
 
     /// Heads per CTA of the class-token attention (`attention_class_token` in vit_kernels.cu: a warp per head).

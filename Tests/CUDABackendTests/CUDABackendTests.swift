@@ -93,6 +93,8 @@ struct CUDABackendTests {
         let withTail = CUDAKernels.wgmmaAttentionSharedBytes(tokens: 257, tailRows: 1)
         #expect(withTail == CUDAKernels.wgmmaAttentionSharedBytes(tokens: 257) + 4 * (260 + 8 + 256))
         #expect(2 * (withTail + 1024) <= 233_472)
+        #expect(CUDAKernels.wgmmaAttentionFits(headWidth: 64, tokens: 257, tailRows: 1, sharedMemory: withTail))
+        #expect(!CUDAKernels.wgmmaAttentionFits(headWidth: 64, tokens: 257, tailRows: 1, sharedMemory: withTail - 1))
     }
 
     @Test("wgmma GEMM with activation: shared memory per CTA, two CTAs per SM")
