@@ -234,6 +234,17 @@ __device__ __forceinline__ void softmax_block(float (&s)[N / 2], float (&o)[32],
     }
 }
 
+// The eight 16-bit values of a 16-byte chunk as floats, in order.
+template <int BF16> __device__ __forceinline__ void unpack8(uint4 v, float *out) {
+    const unsigned words[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const float2 f = unpack2<BF16>(words[i]);
+        out[2 * i] = f.x;
+        out[2 * i + 1] = f.y;
+    }
+}
+
 // Query rows [first, tokens) of one head without wgmma: the few rows past the last whole 64-row tile (ViT-L-14's
 // 257th), which as a tile of their own would cost as much as 64 rows. One warpgroup (`thread` 0..127, named barrier
 // `barrier`), after every key block has landed in shared memory (swizzled as above); q is read from global memory
@@ -253,12 +264,7 @@ __device__ void attention_rows_scalar(const u16 *base, long stride, int qColumn,
         float q[64];
         const uint4 *qRow = (const uint4 *)(base + r * stride + qColumn);
 #pragma unroll
-        for (int c = 0; c < 8; c++) {
-            const uint4 v = qRow[c];
-            const float2 a = unpack2<BF16>(v.x), b = unpack2<BF16>(v.y), e = unpack2<BF16>(v.z), f = unpack2<BF16>(v.w);
-            q[8 * c] = a.x, q[8 * c + 1] = a.y, q[8 * c + 2] = b.x, q[8 * c + 3] = b.y;
-            q[8 * c + 4] = e.x, q[8 * c + 5] = e.y, q[8 * c + 6] = f.x, q[8 * c + 7] = f.y;
-        }
+        for (int c = 0; c < 8; c++) unpack8<BF16>(qRow[c], q + 8 * c);
         if (queryBias) {
 #pragma unroll
             for (int i = 0; i < 64; i++) q[i] += queryBias[i];
@@ -269,11 +275,10 @@ __device__ void attention_rows_scalar(const u16 *base, long stride, int qColumn,
             float s = 0.f;
 #pragma unroll
             for (int c = 0; c < 8; c++) {
-                const uint4 v = *(const uint4 *)(k + ((c ^ (j & 7)) << 3));
-                const float2 a = unpack2<BF16>(v.x), b = unpack2<BF16>(v.y), e = unpack2<BF16>(v.z), f = unpack2<BF16>(v.w);
-                s = fmaf(q[8 * c], a.x, s), s = fmaf(q[8 * c + 1], a.y, s), s = fmaf(q[8 * c + 2], b.x, s);
-                s = fmaf(q[8 * c + 3], b.y, s), s = fmaf(q[8 * c + 4], e.x, s), s = fmaf(q[8 * c + 5], e.y, s);
-                s = fmaf(q[8 * c + 6], f.x, s), s = fmaf(q[8 * c + 7], f.y, s);
+                float key[8];
+                unpack8<BF16>(*(const uint4 *)(k + ((c ^ (j & 7)) << 3)), key);
+#pragma unroll
+                for (int i = 0; i < 8; i++) s = fmaf(q[8 * c + i], key[i], s);
             }
             s *= scale2;
             p[j] = s;
