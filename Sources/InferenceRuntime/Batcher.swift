@@ -12,6 +12,11 @@ public struct BatchedEmbeddings: Sendable {
     public var inferenceTime: Duration
     /// Largest batch it rode in.
     public var batchSize: Int
+    /// From the call to `submit` until its images were queued: waiting for the batcher's lock.
+    public var admissionTime: Duration = .zero
+    /// From being queued until its embeddings were ready, just before its caller is resumed: queue, batch and the
+    /// batcher's bookkeeping. A caller's own latency beyond admission and this is the time to resume it.
+    public var answerTime: Duration = .zero
 }
 
 /// The shell around ``BatcherStateMachine``: keeps the waiting callers and their pixels, runs the machine's actions
@@ -25,6 +30,7 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
         var count: Int
         var embeddings: [Float]
         var enqueued: C.Instant
+        var admission: Duration = .zero
         var timeout: Duration
         var queueTime: Duration = .zero
         var inferenceTime: Duration = .zero
@@ -87,6 +93,7 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
     /// Queues `count` preprocessed images and returns their embeddings once every one has been through a batch.
     func submit(pixels: ImagePixels, count: Int, priority: Int, timeout: Duration) async throws -> BatchedEmbeddings {
         let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
+        let arrived = clock.now
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<BatchedEmbeddings, any Error>) in
                 let effects = state.withLock { state -> [Effect] in
@@ -101,7 +108,7 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
                     case let .success(actions):
                         state.pending[id] = Pending(
                             continuation: continuation, pixels: pixels, count: count, embeddings: [], enqueued: now,
-                            timeout: timeout)
+                            admission: arrived.duration(to: now), timeout: timeout)
                         return apply(actions, to: &state, now: now)
                     }
                 }
@@ -226,7 +233,8 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
                 guard let pending = state.pending.removeValue(forKey: id) else { continue }
                 let result = BatchedEmbeddings(
                     embeddings: pending.embeddings, queueTime: pending.queueTime,
-                    inferenceTime: pending.inferenceTime, batchSize: pending.batchSize)
+                    inferenceTime: pending.inferenceTime, batchSize: pending.batchSize,
+                    admissionTime: pending.admission, answerTime: pending.enqueued.duration(to: now))
                 effects.append(.resume(pending.continuation, .success(result)))
             case let .fail(id, failure):
                 guard let pending = state.pending.removeValue(forKey: id) else { continue }

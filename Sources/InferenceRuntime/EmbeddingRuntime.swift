@@ -64,6 +64,9 @@ public struct EmbeddingResult: Sendable {
     public var inferenceTime: Duration
     /// Largest batch it rode in.
     public var batchSize: Int
+    /// Waiting to enter the batcher's queue, and from there until its embeddings were ready (see BatchedEmbeddings).
+    public var admissionTime: Duration = .zero
+    public var answerTime: Duration = .zero
 
     /// Embedding `i` as an array.
     public func embedding(_ i: Int) -> ArraySlice<Float> {
@@ -323,7 +326,8 @@ public final class EmbeddingRuntime<C: Clock>: Service, Sendable where C.Duratio
         let result = try await batcher.submit(pixels: pixels, count: count, priority: priority, timeout: timeout)
         return EmbeddingResult(
             count: count, dimension: spec.embedDim, embeddings: result.embeddings, preprocessTime: preprocessTime,
-            queueTime: result.queueTime, inferenceTime: result.inferenceTime, batchSize: result.batchSize)
+            queueTime: result.queueTime, inferenceTime: result.inferenceTime, batchSize: result.batchSize,
+            admissionTime: result.admissionTime, answerTime: result.answerTime)
     }
 
     /// Batch sizes the warm-up runs: the sizes the batcher cuts batches to (each size the engine prefers up to the

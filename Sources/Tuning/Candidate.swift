@@ -56,13 +56,20 @@ public struct Measurement: Sendable, Codable, Hashable {
     /// Mean time of the batches that answered a request (fill, upload, compute, download), in milliseconds, when
     /// reported. Latency less queue and batch time is what the request spent outside the batcher.
     public var meanBatchMilliseconds: Double?
+    /// Mean latency, and its parts at the batcher, in milliseconds, when reported: waiting to enter the queue (the
+    /// batcher's lock) and from entering it until the embeddings were ready. Latency less these two is the time
+    /// spent before the call to the batcher and between the answer and the caller resuming.
+    public var meanLatencyMilliseconds: Double?
+    public var meanAdmissionMilliseconds: Double?
+    public var meanAnswerMilliseconds: Double?
 
     /// Memberwise init.
     public init(
         concurrency: Int, seconds: Double, imagesPerSecond: Double, p50Milliseconds: Double, p99Milliseconds: Double,
         meanBatchSize: Double, requests: Int, errors: Int = 0, deviceUtilization: Double? = nil,
         deviceMemoryBytes: Double? = nil, cpuUtilization: Double? = nil, meanQueueMilliseconds: Double? = nil,
-        meanBatchMilliseconds: Double? = nil
+        meanBatchMilliseconds: Double? = nil, meanLatencyMilliseconds: Double? = nil,
+        meanAdmissionMilliseconds: Double? = nil, meanAnswerMilliseconds: Double? = nil
     ) {
         self.concurrency = concurrency
         self.seconds = seconds
@@ -77,6 +84,9 @@ public struct Measurement: Sendable, Codable, Hashable {
         self.cpuUtilization = cpuUtilization
         self.meanQueueMilliseconds = meanQueueMilliseconds
         self.meanBatchMilliseconds = meanBatchMilliseconds
+        self.meanLatencyMilliseconds = meanLatencyMilliseconds
+        self.meanAdmissionMilliseconds = meanAdmissionMilliseconds
+        self.meanAnswerMilliseconds = meanAnswerMilliseconds
     }
 
     /// Within the latency budget and without errors.

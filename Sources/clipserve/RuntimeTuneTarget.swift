@@ -122,6 +122,8 @@ struct RuntimeProbe: CandidateProbe {
         var errors = 0
         var queueMicroseconds: Int64 = 0
         var batchMicroseconds: Int64 = 0
+        var admissionMicroseconds: Int64 = 0
+        var answerMicroseconds: Int64 = 0
 
         /// Counts one answered request.
         mutating func record(_ result: EmbeddingResult, begin: ContinuousClock.Instant, finished: ContinuousClock.Instant) {
@@ -131,6 +133,8 @@ struct RuntimeProbe: CandidateProbe {
             batches += Double(result.count) / Double(max(1, result.batchSize))
             queueMicroseconds += result.queueTime.microsecondCount
             batchMicroseconds += result.inferenceTime.microsecondCount
+            admissionMicroseconds += result.admissionTime.microsecondCount
+            answerMicroseconds += result.answerTime.microsecondCount
         }
 
         /// Adds another client's tally.
@@ -143,6 +147,8 @@ struct RuntimeProbe: CandidateProbe {
             errors += other.errors
             queueMicroseconds += other.queueMicroseconds
             batchMicroseconds += other.batchMicroseconds
+            admissionMicroseconds += other.admissionMicroseconds
+            answerMicroseconds += other.answerMicroseconds
         }
     }
 
@@ -219,6 +225,8 @@ struct RuntimeProbe: CandidateProbe {
         total.errors = inWindow.errors + warmUp.errors
         let deviceReadings = readings.withLock { $0 }
         let ms = { (value: UInt64) in Double(value) / 1000 }
+        // Per request, in milliseconds, of a sum of microseconds.
+        let mean = { (sum: Int64) -> Double? in total.requests > 0 ? Double(sum) / Double(total.requests) / 1000 : nil }
         var latencies = Histogram<UInt64>(highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .three)
         for latency in total.latencies { _ = latencies.record(latency) }
         // Images answered within the window over its length; when none was (a machine so loaded that no request
@@ -235,8 +243,11 @@ struct RuntimeProbe: CandidateProbe {
                 ? nil : deviceReadings.map(\.utilization).reduce(0, +) / Double(deviceReadings.count),
             deviceMemoryBytes: deviceReadings.map(\.memoryBytes).max(),
             cpuUtilization: cpuSeconds / wall / Double(ProcessInfo.processInfo.activeProcessorCount),
-            meanQueueMilliseconds: total.requests > 0 ? Double(total.queueMicroseconds) / Double(total.requests) / 1000 : nil,
-            meanBatchMilliseconds: total.requests > 0 ? Double(total.batchMicroseconds) / Double(total.requests) / 1000 : nil)
+            meanQueueMilliseconds: mean(total.queueMicroseconds),
+            meanBatchMilliseconds: mean(total.batchMicroseconds),
+            meanLatencyMilliseconds: mean(total.latencies.reduce(0) { $0 + Int64($1) }),
+            meanAdmissionMilliseconds: mean(total.admissionMicroseconds),
+            meanAnswerMilliseconds: mean(total.answerMicroseconds))
     }
 }
 

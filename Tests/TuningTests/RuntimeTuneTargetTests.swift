@@ -100,6 +100,14 @@ struct RuntimeTuneTargetTests {
             // Where the latency went: the mean queue wait and batch time are reported.
             let queue = try #require(point.meanQueueMilliseconds), batch = try #require(point.meanBatchMilliseconds)
             #expect(queue >= 0 && batch > 0)
+            // and how the latency splits around the batcher: the answer (queue, batch, bookkeeping) holds the queue
+            // wait and the batch (each summed in whole microseconds, hence the slack), and the latency holds the
+            // admission and the answer.
+            let latency = try #require(point.meanLatencyMilliseconds)
+            let admission = try #require(point.meanAdmissionMilliseconds), answer = try #require(point.meanAnswerMilliseconds)
+            #expect(admission >= 0)
+            #expect(answer + 0.002 >= queue + batch)
+            #expect(latency + 0.002 >= admission + answer)
         }
         // One client never has company: every batch holds its single image.
         #expect(measured[0].meanBatchSize == 1)

@@ -7,6 +7,9 @@
 set -u
 D=.device; OUT=${OUT:-/tmp/out}; L=$OUT/logs; mkdir -p $L
 source scripts/device/setup.sh > $L/setup.txt
+# CPU limits of this container and their throttling counters, before and after (a CFS quota would stall every thread).
+cgroup_stats() { echo "== $1: cpu.max $(cat /sys/fs/cgroup/cpu.max 2>/dev/null) nproc $(nproc)"; grep -E "throttled|usage_usec" /sys/fs/cgroup/cpu.stat 2>/dev/null | tr '\n' ' '; echo; }
+cgroup_stats before > $L/cgroup.txt
 M=random:ViT-B-32; S=${SECONDS_PER_POINT:-3}
 timeout 120 $BIN bench engine --backend cuda --precision fp16 --model $M --batch-size 64,128,256 --seconds 3 --json \
   2>/dev/null | sed "s/^/engine /" > $L/engine.txt
@@ -29,5 +32,7 @@ if [ "${CONFIGS:-}" != short ]; then
 fi
 run "2x256_d2ms" --engine --backend cuda --model $M --instances 2 --max-queue-delay 2000 --concurrency 512,1024
 run "sim_3x256" --instances 3 --device-us-per-image 24 --concurrency 512,1024
+cgroup_stats after >> $L/cgroup.txt
+cat $L/cgroup.txt
 python3 scripts/device/engine_table.py $L/engine.txt
 python3 scripts/device/engine_table.py $L/runtime.txt
