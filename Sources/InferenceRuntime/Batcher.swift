@@ -1,5 +1,6 @@
 import CPixelEncoding
 import Dispatch
+import Foundation
 import InferenceCore
 import Synchronization
 /// Embeddings of one request and where its time went.
@@ -17,6 +18,8 @@ public struct BatchedEmbeddings: Sendable {
     /// From being queued until its embeddings were ready, just before its caller is resumed: queue, batch and the
     /// batcher's bookkeeping. A caller's own latency beyond admission and this is the time to resume it.
     public var answerTime: Duration = .zero
+    /// From then until its caller's continuation was resumed (the answers of a batch are resumed one after another).
+    public var resumeTime: Duration = .zero
 }
 
 /// The shell around ``BatcherStateMachine``: keeps the waiting callers and their pixels, runs the machine's actions
@@ -50,9 +53,27 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
         case queueDepth(Int)
     }
 
-    // Every request and batch passes through this lock, and callers wait for it on the cooperative pool: keep what
-    // runs under it short (no metrics, no copies of pixels) and take it once per event.
+    // Every request and batch passes through this lock: keep what runs under it short (no metrics, no copies of
+    // pixels) and take it once per event. Requests never wait for it (see `intake`); take it with `withState`.
     private let state: Locked<State>
+    /// A request that found `state`'s lock taken, waiting for the thread that holds it (or the next to take it) to
+    /// queue it. Callers run on the cooperative pool: with hundreds of clients, tasks that slept on the lock took most
+    /// of the pool's threads (9–12 of 16 in backtraces on a 16-core GPU host), and the answered clients then waited
+    /// 10–30 ms for a thread to run them (`bench runtime`'s split of the latency), so batches shrank.
+    private struct Incoming: Sendable {
+        var id: Machine.RequestID
+        var continuation: CheckedContinuation<BatchedEmbeddings, any Error>
+        var pixels: ImagePixels
+        var count: Int
+        var priority: Int
+        var timeout: Duration
+        var arrived: C.Instant
+    }
+    private let intake = Locked<[Incoming]>([])
+    /// False with CLIPSERVE_BATCHER_INTAKE=0: callers wait for the lock instead (for comparison).
+    private let intakeEnabled = ProcessInfo.processInfo.environment["CLIPSERVE_BATCHER_INTAKE"] != "0"
+    /// Requests appended to `intake` and not yet taken from it (may dip below zero for a moment).
+    private let intakeCount = Atomic<Int>(0)
     private let nextID = Atomic<Machine.RequestID>(1)
     /// Set (after the machine's `failure`) by the first engine failure, so admission checks need not take the lock.
     private let failed = Atomic<Bool>(false)
@@ -86,9 +107,62 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
     }
 
     /// Set once an engine failure stopped the batcher.
-    var failure: String? { failed.load(ordering: .acquiring) ? state.withLock { $0.machine.failure } : nil }
+    var failure: String? { failed.load(ordering: .acquiring) ? withState { $0.machine.failure } : nil }
     /// Images waiting for a batch.
-    var queuedImages: Int { state.withLock { $0.machine.queuedImages } }
+    var queuedImages: Int { withState { $0.machine.queuedImages } }
+
+    /// Requests waiting in the intake.
+    var requestsInIntake: Int { intake.withLock { $0.count } }
+
+    /// Runs `body` on the calling thread while holding `state`'s lock, then queues the intake as every holder does
+    /// (tests: requests that arrive meanwhile wait in the intake).
+    func holdingStateLock(_ body: () -> Void) { withState { _ in body() } }
+
+    /// Runs `body` under `state`'s lock (waiting for it), then queues what arrived in the intake meanwhile: every
+    /// holder of the lock does, so a request left there is never forgotten.
+    private func withState<R>(_ body: (inout State) throws -> R) rethrows -> R {
+        let result = try state.withLock(body)
+        drainIntake()
+        return result
+    }
+
+    /// Queues the requests waiting in the intake if the lock is free; if another thread holds it, that thread will
+    /// after letting go. (A request appended after a holder's last look was appended, and counted, before the
+    /// appender's own attempt at the lock failed, so before that holder let go and looked again.)
+    private func drainIntake() {
+        while intakeCount.load(ordering: .sequentiallyConsistent) > 0 {
+            guard
+                let effects = state.withLockIfAvailable({ state -> [Effect] in
+                    let waiting = intake.withLock { list in
+                        defer { list = [] }
+                        return list
+                    }
+                    intakeCount.subtract(waiting.count, ordering: .sequentiallyConsistent)
+                    return waiting.flatMap { admit($0, to: &state) }
+                })
+            else { return }
+            perform(effects)
+        }
+    }
+
+    /// Queues one request (under the lock): its effects, or its rejection.
+    private func admit(_ request: Incoming, to state: inout State) -> [Effect] {
+        let now = clock.now
+        switch state.machine.enqueue(
+            request.id, images: request.count, priority: request.priority,
+            deadline: now.advanced(by: request.timeout), now: now)
+        {
+        case let .failure(rejection):
+            return [
+                .resume(request.continuation, .failure(Self.error(for: rejection, state: state, timeout: request.timeout)))
+            ]
+        case let .success(actions):
+            state.pending[request.id] = Pending(
+                continuation: request.continuation, pixels: request.pixels, count: request.count, embeddings: [],
+                enqueued: now, admission: request.arrived.duration(to: now), timeout: request.timeout)
+            return apply(actions, to: &state, now: now)
+        }
+    }
 
     /// Queues `count` preprocessed images and returns their embeddings once every one has been through a batch.
     func submit(pixels: ImagePixels, count: Int, priority: Int, timeout: Duration) async throws -> BatchedEmbeddings {
@@ -96,37 +170,57 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
         let arrived = clock.now
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<BatchedEmbeddings, any Error>) in
-                let effects = state.withLock { state -> [Effect] in
-                    // Checked under the lock: a cancellation that `onCancel` found nothing to cancel for is seen here.
-                    if Task.isCancelled { return [.resume(continuation, .failure(RuntimeError.cancelled))] }
-                    let now = clock.now
-                    switch state.machine.enqueue(
-                        id, images: count, priority: priority, deadline: now.advanced(by: timeout), now: now)
-                    {
-                    case let .failure(rejection):
-                        return [.resume(continuation, .failure(Self.error(for: rejection, state: state, timeout: timeout)))]
-                    case let .success(actions):
-                        state.pending[id] = Pending(
-                            continuation: continuation, pixels: pixels, count: count, embeddings: [], enqueued: now,
-                            admission: arrived.duration(to: now), timeout: timeout)
-                        return apply(actions, to: &state, now: now)
-                    }
+                if Task.isCancelled {
+                    continuation.resume(throwing: RuntimeError.cancelled)
+                    return
                 }
-                perform(effects)
+                let request = Incoming(
+                    id: id, continuation: continuation, pixels: pixels, count: count, priority: priority,
+                    timeout: timeout, arrived: arrived)
+                // Queued now if the lock is free, else left in the intake for the thread that holds it.
+                if !intakeEnabled {
+                    perform(withState { admit(request, to: &$0) })
+                } else if let effects = state.withLockIfAvailable({ admit(request, to: &$0) }) {
+                    perform(effects)
+                } else {
+                    intake.withLock { $0.append(request) }
+                    intakeCount.add(1, ordering: .sequentiallyConsistent)
+                }
+                drainIntake()
+                // A cancellation that `onCancel` found nothing to cancel for (it ran before the request was in the
+                // intake or queued) is seen here.
+                if Task.isCancelled { cancel(id) }
             }
         } onCancel: {
-            let effects = state.withLock { state -> [Effect] in
-                guard state.pending[id] != nil else { return [] }
-                let now = clock.now
-                return apply(state.machine.cancel(id, now: now), to: &state, now: now)
-            }
-            perform(effects)
+            cancel(id)
         }
+    }
+
+    /// Answers request `id` with `RuntimeError.cancelled` if it is still waiting, in the intake or in the queue (its
+    /// images leave it); otherwise nothing.
+    private func cancel(_ id: Machine.RequestID) {
+        // Still in the intake: taken out (a drain takes the whole intake at once, so it cannot have this one then).
+        let removed = intake.withLock { list -> Incoming? in
+            guard let index = list.firstIndex(where: { $0.id == id }) else { return nil }
+            return list.remove(at: index)
+        }
+        if let removed {
+            intakeCount.subtract(1, ordering: .sequentiallyConsistent)
+            removed.continuation.resume(throwing: RuntimeError.cancelled)
+            return
+        }
+        // Otherwise queued (a drain that took it queues it under the lock, before this gets the lock), or answered.
+        let effects = withState { state -> [Effect] in
+            guard state.pending[id] != nil else { return [] }
+            let now = clock.now
+            return apply(state.machine.cancel(id, now: now), to: &state, now: now)
+        }
+        perform(effects)
     }
 
     /// Stops admitting requests; queued images are batched at once; `runTimers` returns once all are answered.
     func shutdown() {
-        perform(state.withLock { state in
+        perform(withState { state in
             let now = clock.now
             return apply(state.machine.shutdown(now: now), to: &state, now: now)
         })
@@ -141,7 +235,7 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
     func runTimers() async {
         let sleeper = Locked<(task: Task<Void, Never>, instant: C.Instant)?>(nil)
         for await _ in timers {
-            let wanted = state.withLock { $0.machine.armedTimer }
+            let wanted = withState { $0.machine.armedTimer }
             sleeper.withLock { current in
                 guard current?.instant != wanted else { return }
                 current?.task.cancel()
@@ -163,17 +257,21 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
 
     /// Answers whatever is still waiting with `error` (after `runTimers` was cancelled).
     func failAll(_ error: RuntimeError) {
-        let continuations = state.withLock { state in
-            let waiting = state.pending.values.map(\.continuation)
-            state.pending = [:]
-            return waiting
+        let continuations = withState { state in
+            let waiting = intake.withLock { list in
+                defer { list = [] }
+                return list
+            }
+            intakeCount.subtract(waiting.count, ordering: .sequentiallyConsistent)
+            defer { state.pending = [:] }
+            return state.pending.values.map(\.continuation) + waiting.map(\.continuation)
         }
         for continuation in continuations { continuation.resume(throwing: error) }
         timerInput.finish()
     }
 
     private func fire() {
-        perform(state.withLock { state in
+        perform(withState { state in
             let now = clock.now
             return apply(state.machine.timerFired(now: now), to: &state, now: now)
         })
@@ -181,7 +279,7 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
 
     private func finished(_ batch: Machine.Batch, result: Result<[Float], any Error>, duration: Duration) {
         metrics.inferenceTime.record(duration: duration)
-        let effects = state.withLock { state -> [Effect] in
+        let (effects, answered) = withState { state -> ([Effect], C.Instant) in
             var error: String?
             switch result {
             case let .success(output):
@@ -201,10 +299,10 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
                 error = String(describing: failure)
             }
             let now = clock.now
-            return apply(state.machine.batchFinished(batch, error: error, now: now), to: &state, now: now)
+            return (apply(state.machine.batchFinished(batch, error: error, now: now), to: &state, now: now), now)
         }
         if case .failure = result { failed.store(true, ordering: .releasing) }
-        perform(effects)
+        perform(effects, answered: answered)
     }
 
     /// Turns machine actions into effects, updating the waiting callers; runs under the lock.
@@ -256,11 +354,18 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
         return effects
     }
 
-    private func perform(_ effects: [Effect]) {
+    /// Runs `effects` in order; `answered` is the instant the answers among them were ready (see
+    /// BatchedEmbeddings.resumeTime).
+    private func perform(_ effects: [Effect], answered: C.Instant? = nil) {
         for effect in effects {
             switch effect {
             case let .resume(continuation, result):
-                continuation.resume(with: result)
+                if let answered, case var .success(answer) = result {
+                    answer.resumeTime = answered.duration(to: clock.now)
+                    continuation.resume(returning: answer)
+                } else {
+                    continuation.resume(with: result)
+                }
             case let .run(batch, sources, waits):
                 for wait in waits { metrics.queueTime.record(duration: wait) }
                 metrics.batches.increment()

@@ -67,6 +67,8 @@ public struct EmbeddingResult: Sendable {
     /// Waiting to enter the batcher's queue, and from there until its embeddings were ready (see BatchedEmbeddings).
     public var admissionTime: Duration = .zero
     public var answerTime: Duration = .zero
+    /// From the answer until its caller was resumed (see BatchedEmbeddings).
+    public var resumeTime: Duration = .zero
 
     /// Embedding `i` as an array.
     public func embedding(_ i: Int) -> ArraySlice<Float> {
@@ -104,7 +106,7 @@ public final class EmbeddingRuntime<C: Clock>: Service, Sendable where C.Duratio
     public let metrics: RuntimeMetrics
     private let preprocessor: any ImagePreprocessing
     private let workers: [InferenceWorker]
-    private let batcher: Batcher<C>
+    let batcher: Batcher<C>
     /// The batcher's limits, with the batch sizes it prefers (the engine's, up to and including the largest batch).
     private let batching: BatcherStateMachine<C.Instant>.Configuration
     private let preprocessPool: BlockingThreadPool
@@ -327,7 +329,7 @@ public final class EmbeddingRuntime<C: Clock>: Service, Sendable where C.Duratio
         return EmbeddingResult(
             count: count, dimension: spec.embedDim, embeddings: result.embeddings, preprocessTime: preprocessTime,
             queueTime: result.queueTime, inferenceTime: result.inferenceTime, batchSize: result.batchSize,
-            admissionTime: result.admissionTime, answerTime: result.answerTime)
+            admissionTime: result.admissionTime, answerTime: result.answerTime, resumeTime: result.resumeTime)
     }
 
     /// Batch sizes the warm-up runs: the sizes the batcher cuts batches to (each size the engine prefers up to the

@@ -57,11 +57,13 @@ public struct Measurement: Sendable, Codable, Hashable {
     /// reported. Latency less queue and batch time is what the request spent outside the batcher.
     public var meanBatchMilliseconds: Double?
     /// Mean latency, and its parts at the batcher, in milliseconds, when reported: waiting to enter the queue (the
-    /// batcher's lock) and from entering it until the embeddings were ready. Latency less these two is the time
-    /// spent before the call to the batcher and between the answer and the caller resuming.
+    /// batcher's lock), from entering it until the embeddings were ready, and from then until the caller's
+    /// continuation was resumed. Latency less these three is the time spent before the call to the batcher and
+    /// between the resumption and the caller running again.
     public var meanLatencyMilliseconds: Double?
     public var meanAdmissionMilliseconds: Double?
     public var meanAnswerMilliseconds: Double?
+    public var meanResumeMilliseconds: Double?
 
     /// Memberwise init.
     public init(
@@ -69,7 +71,8 @@ public struct Measurement: Sendable, Codable, Hashable {
         meanBatchSize: Double, requests: Int, errors: Int = 0, deviceUtilization: Double? = nil,
         deviceMemoryBytes: Double? = nil, cpuUtilization: Double? = nil, meanQueueMilliseconds: Double? = nil,
         meanBatchMilliseconds: Double? = nil, meanLatencyMilliseconds: Double? = nil,
-        meanAdmissionMilliseconds: Double? = nil, meanAnswerMilliseconds: Double? = nil
+        meanAdmissionMilliseconds: Double? = nil, meanAnswerMilliseconds: Double? = nil,
+        meanResumeMilliseconds: Double? = nil
     ) {
         self.concurrency = concurrency
         self.seconds = seconds
@@ -87,6 +90,7 @@ public struct Measurement: Sendable, Codable, Hashable {
         self.meanLatencyMilliseconds = meanLatencyMilliseconds
         self.meanAdmissionMilliseconds = meanAdmissionMilliseconds
         self.meanAnswerMilliseconds = meanAnswerMilliseconds
+        self.meanResumeMilliseconds = meanResumeMilliseconds
     }
 
     /// Within the latency budget and without errors.

@@ -112,6 +112,7 @@ struct BenchRuntimeCommand: AsyncParsableCommand {
                 fields["mean_latency_ms"] = point.meanLatencyMilliseconds
                 fields["mean_admission_ms"] = point.meanAdmissionMilliseconds
                 fields["mean_answer_ms"] = point.meanAnswerMilliseconds
+                fields["mean_resume_ms"] = point.meanResumeMilliseconds
                 var line = String(
                     format: "%7d  %8.0f  %6.1f  %6.1f  %10.1f  %9.2f", clients, point.imagesPerSecond,
                     point.p50Milliseconds, point.p99Milliseconds, point.meanBatchSize, cores)

@@ -124,6 +124,7 @@ struct RuntimeProbe: CandidateProbe {
         var batchMicroseconds: Int64 = 0
         var admissionMicroseconds: Int64 = 0
         var answerMicroseconds: Int64 = 0
+        var resumeMicroseconds: Int64 = 0
 
         /// Counts one answered request.
         mutating func record(_ result: EmbeddingResult, begin: ContinuousClock.Instant, finished: ContinuousClock.Instant) {
@@ -135,6 +136,7 @@ struct RuntimeProbe: CandidateProbe {
             batchMicroseconds += result.inferenceTime.microsecondCount
             admissionMicroseconds += result.admissionTime.microsecondCount
             answerMicroseconds += result.answerTime.microsecondCount
+            resumeMicroseconds += result.resumeTime.microsecondCount
         }
 
         /// Adds another client's tally.
@@ -149,6 +151,7 @@ struct RuntimeProbe: CandidateProbe {
             batchMicroseconds += other.batchMicroseconds
             admissionMicroseconds += other.admissionMicroseconds
             answerMicroseconds += other.answerMicroseconds
+            resumeMicroseconds += other.resumeMicroseconds
         }
     }
 
@@ -247,7 +250,8 @@ struct RuntimeProbe: CandidateProbe {
             meanBatchMilliseconds: mean(total.batchMicroseconds),
             meanLatencyMilliseconds: mean(total.latencies.reduce(0) { $0 + Int64($1) }),
             meanAdmissionMilliseconds: mean(total.admissionMicroseconds),
-            meanAnswerMilliseconds: mean(total.answerMicroseconds))
+            meanAnswerMilliseconds: mean(total.answerMicroseconds),
+            meanResumeMilliseconds: mean(total.resumeMicroseconds))
     }
 }
 

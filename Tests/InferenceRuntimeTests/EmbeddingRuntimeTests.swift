@@ -1,3 +1,4 @@
+import Foundation
 import InferenceCore
 import Logging
 import ServiceLifecycle
@@ -222,6 +223,41 @@ struct EmbeddingRuntimeTests {
                 }
                 try await group.waitForAll()
             }
+        }
+    }
+
+    /// Requests that find the batcher's lock taken wait in its intake instead of blocking their thread, and the
+    /// lock's holder queues them when it lets go: each gets its own embeddings, and one cancelled while it waits
+    /// there is answered `cancelled` and never reaches a batch.
+    @Test func requestsArrivingWhileTheLockIsHeldWaitInTheIntake() async throws {
+        let engine = FakeEngine()
+        let runtime = runtime(engine, configuration(instances: 2, maxBatch: 8, queue: 1024))
+        try await withRunningRuntime(runtime) { _ in
+            let batcher = runtime.batcher
+            let holding = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+            let holder = Thread {
+                batcher.holdingStateLock {
+                    holding.signal()
+                    release.wait()
+                }
+            }
+            holder.start()
+            holding.wait()
+            let seeds = (0..<40).map { UInt8($0 + 1) }
+            let requests = seeds.map { seed in Task { try await runtime.embed(images: [[seed]]) } }
+            let doomed = Task { try await runtime.embed(images: [[200]]) }
+            await eventually { batcher.requestsInIntake == seeds.count + 1 }
+            doomed.cancel()  // answered at once, from the intake, while the lock is still held
+            await #expect(throws: RuntimeError.cancelled) { try await doomed.value }
+            #expect(batcher.requestsInIntake == seeds.count)
+            release.signal()
+            for (seed, request) in zip(seeds, requests) {
+                let result = try await request.value
+                #expect(Array(result.embedding(0)) == engine.reference(engine.pixels(seeds: [Float(seed)])[...]))
+            }
+            #expect(batcher.requestsInIntake == 0)
+            #expect(runtime.queuedImages == 0)
+            #expect(engine.batches.withLock { $0.flatMap { $0 }.contains(200) } == false)
         }
     }
 

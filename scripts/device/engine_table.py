@@ -21,9 +21,12 @@ def runtime_row(label, d):
     queue, batch = d.get("mean_queue_ms"), d.get("mean_batch_ms")
     split = f"  queue {queue:4.1f}  batch {batch:4.1f} ms" if queue is not None and batch is not None else ""
     latency, admission, answer = d.get("mean_latency_ms"), d.get("mean_admission_ms"), d.get("mean_answer_ms")
+    resume = d.get("mean_resume_ms", 0.0)
     if latency is not None and admission is not None and answer is not None:
-        # mean latency = admission (the batcher's lock) + answer (queue, batch, bookkeeping) + the rest (resuming)
-        split += f"  mean {latency:4.1f} = lock {admission:4.1f} + answer {answer:4.1f} + rest {latency - admission - answer:4.1f} ms"
+        # mean latency = admission (the batcher's lock) + answer (queue, batch, bookkeeping) + resume (until the
+        # continuation is resumed) + the rest (until the client runs again)
+        split += (f"  mean {latency:4.1f} = lock {admission:4.1f} + answer {answer:4.1f} + resume {resume:4.1f}"
+                  f" + rest {latency - admission - answer - resume:4.1f} ms")
     return (f"{label:14s} c{d['concurrency']:<5d} {d['images_per_second']:7.0f} img/s  p50 {d['p50_ms']:5.1f}  "
             f"p99 {d['p99_ms']:5.1f} ms  batch {d['mean_batch']:5.1f}  cores {d['cpu_cores']:4.2f}  {device}{split}")
 
