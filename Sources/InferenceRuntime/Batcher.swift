@@ -13,7 +13,7 @@ public struct BatchedEmbeddings: Sendable {
     public var inferenceTime: Duration
     /// Largest batch it rode in.
     public var batchSize: Int
-    /// From the call to `submit` until its images were queued: waiting for the batcher's lock.
+    /// From the call to `submit` until its images were queued: waiting for the batcher's lock, or in its intake.
     public var admissionTime: Duration = .zero
     /// From being queued until its embeddings were ready, just before its caller is resumed: queue, batch and the
     /// batcher's bookkeeping. A caller's own latency beyond admission and this is the time to resume it.

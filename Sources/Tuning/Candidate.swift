@@ -57,7 +57,7 @@ public struct Measurement: Sendable, Codable, Hashable {
     /// reported. Latency less queue and batch time is what the request spent outside the batcher.
     public var meanBatchMilliseconds: Double?
     /// Mean latency, and its parts at the batcher, in milliseconds, when reported: waiting to enter the queue (the
-    /// batcher's lock), from entering it until the embeddings were ready, and from then until the caller's
+    /// batcher's lock or intake), from entering it until the embeddings were ready, and from then until the caller's
     /// continuation was resumed. Latency less these three is the time spent before the call to the batcher and
     /// between the resumption and the caller running again.
     public var meanLatencyMilliseconds: Double?
