@@ -198,6 +198,16 @@ private struct Search {
         var stride = 1
         while true {
             var moved = false
+            // The largest batch cut down to what the current candidate's batches hold, in one jump (a walk down one
+            // size at a time stops at the first noisy step).
+            if movesLeft > 0, let fitted = settings.space.fittedBatch(current, meanBatch: results[current]?.best?.meanBatchSize) {
+                guard let result = await evaluate(fitted, target: target) else { return .budget }
+                if result.beats(results[current]!, by: settings.minimumGain) || isAsGoodAsTheBest(result) {
+                    current = fitted
+                    moved = true
+                    movesLeft -= 1
+                }
+            }
             for dimension in SearchSpace.Dimension.allCases {
                 for direction in [stride, -stride] {
                     var stepped = false

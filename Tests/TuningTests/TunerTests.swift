@@ -40,6 +40,29 @@ struct TunerTests {
         #expect(chosen.best!.p99Milliseconds <= budget)
     }
 
+    @Test func aLargestBatchFarAboveTheBatchesFormedIsCutToThem() async throws {
+        let gpu = SearchSpace.gpu()
+        let wide = Candidate(instances: 4, maxBatchSize: 1024, maxQueueDelayMicroseconds: 0)
+        // The GPU run of stop 16: batches of 211 under a limit of 1,024 → 256.
+        #expect(gpu.fittedBatch(wide, meanBatch: 211)?.maxBatchSize == 256)
+        #expect(gpu.fittedBatch(wide, meanBatch: 256)?.maxBatchSize == 256)
+        #expect(gpu.fittedBatch(wide, meanBatch: 512)?.maxBatchSize == 512)
+        #expect(gpu.fittedBatch(wide, meanBatch: 513) == nil)  // 1,024 is what it uses
+        #expect(gpu.fittedBatch(wide, meanBatch: nil) == nil)
+        #expect(gpu.fittedBatch(Candidate(instances: 1, maxBatchSize: 16, maxQueueDelayMicroseconds: 1000), meanBatch: 16) == nil)
+        // In a search: whatever the tuner chooses either fills at least half of its largest batch, or its cut-down
+        // form was measured (and was worse).
+        let target = AnalyticTarget()
+        for budget in [500.0, 250.0, 120.0] {
+            let outcome = await Tuner(settings: settings(budget: budget), elapsed: target.elapsed).run(target: target)
+            let chosen = try #require(outcome.chosen)
+            if let fitted = space.fittedBatch(chosen.candidate, meanBatch: chosen.best?.meanBatchSize) {
+                let measured = try #require(outcome.results.first { $0.candidate == fitted }, "budget \(budget)")
+                #expect(measured.score < chosen.score)
+            }
+        }
+    }
+
     @Test func aTighterBudgetChoosesASmallerBatch() async throws {
         let target = AnalyticTarget()
         let loose = await Tuner(settings: settings(budget: 500), elapsed: target.elapsed).run(target: target)
