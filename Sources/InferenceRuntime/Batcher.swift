@@ -57,9 +57,9 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
     // pixels) and take it once per event. Requests never wait for it (see `intake`); take it with `withState`.
     private let state: Locked<State>
     /// A request that found `state`'s lock taken, waiting for the thread that holds it (or the next to take it) to
-    /// queue it. Callers run on the cooperative pool: with hundreds of clients, tasks that slept on the lock took most
-    /// of the pool's threads (9–12 of 16 in backtraces on a 16-core GPU host), and the answered clients then waited
-    /// 10–30 ms for a thread to run them (`bench runtime`'s split of the latency), so batches shrank.
+    /// queue it. Callers run on the cooperative pool: with a thousand clients on a 16-core GPU host, 9–12 of the pool's
+    /// threads were asleep on the lock (backtraces, BENCHMARKS.md stop 16), and the answered clients then waited
+    /// 10–37 ms for a thread to run them (`bench runtime`'s split of the latency), so batches shrank.
     private struct Incoming: Sendable {
         var id: Machine.RequestID
         var continuation: CheckedContinuation<BatchedEmbeddings, any Error>
