@@ -64,8 +64,9 @@ public struct EmbeddingResult: Sendable {
     public var inferenceTime: Duration
     /// Largest batch it rode in.
     public var batchSize: Int
-    /// Waiting to enter the batcher's queue, and from there until its embeddings were ready (see BatchedEmbeddings).
+    /// Waiting to enter the batcher's queue (see BatchedEmbeddings).
     public var admissionTime: Duration = .zero
+    /// From entering the queue until its embeddings were ready (see BatchedEmbeddings).
     public var answerTime: Duration = .zero
     /// From the answer until its caller was resumed (see BatchedEmbeddings).
     public var resumeTime: Duration = .zero

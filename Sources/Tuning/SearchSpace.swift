@@ -75,7 +75,6 @@ public struct SearchSpace: Sendable, Codable, Hashable {
         case maxQueueDelay
     }
 
-    /// `candidate` moved `direction` values (±1, ±2, …) along `dimension`; nil beyond the edge of the space.
     /// `candidate` with its largest batch cut to the smallest size at or above `meanBatch` (the batches its best point
     /// formed), when that is at most half of it; nil otherwise. A limit far above the batches formed only costs
     /// memory (on a GPU, a context's workspace), and it is what `tune`'s result is compared with: on the GPU, 3 or 4
@@ -90,6 +89,7 @@ public struct SearchSpace: Sendable, Codable, Hashable {
         return fitted
     }
 
+    /// `candidate` moved `direction` values (±1, ±2, …) along `dimension`; nil beyond the edge of the space.
     public func step(_ candidate: Candidate, along dimension: Dimension, direction: Int) -> Candidate? {
         func move(_ values: [Int], _ value: Int) -> Int? {
             guard let index = values.firstIndex(of: value), values.indices.contains(index + direction) else { return nil }
