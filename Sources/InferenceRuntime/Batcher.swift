@@ -133,16 +133,22 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
         while intakeCount.load(ordering: .sequentiallyConsistent) > 0 {
             guard
                 let effects = state.withLockIfAvailable({ state -> [Effect] in
-                    let waiting = intake.withLock { list in
-                        defer { list = [] }
-                        return list
-                    }
-                    intakeCount.subtract(waiting.count, ordering: .sequentiallyConsistent)
-                    return waiting.flatMap { admit($0, to: &state) }
+                    takeIntake().flatMap { admit($0, to: &state) }
                 })
             else { return }
             perform(effects)
         }
+    }
+
+    /// Empties the intake and returns what waited there, oldest first (under `state`'s lock, so a cancellation that
+    /// finds a request in neither place knows it was queued or answered).
+    private func takeIntake() -> [Incoming] {
+        let waiting = intake.withLock { list in
+            defer { list = [] }
+            return list
+        }
+        intakeCount.subtract(waiting.count, ordering: .sequentiallyConsistent)
+        return waiting
     }
 
     /// Queues one request (under the lock): its effects, or its rejection.
@@ -258,11 +264,7 @@ final class Batcher<C: Clock>: Sendable where C.Duration == Duration {
     /// Answers whatever is still waiting with `error` (after `runTimers` was cancelled).
     func failAll(_ error: RuntimeError) {
         let continuations = withState { state in
-            let waiting = intake.withLock { list in
-                defer { list = [] }
-                return list
-            }
-            intakeCount.subtract(waiting.count, ordering: .sequentiallyConsistent)
+            let waiting = takeIntake()
             defer { state.pending = [:] }
             return state.pending.values.map(\.continuation) + waiting.map(\.continuation)
         }
