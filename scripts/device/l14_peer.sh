@@ -3,7 +3,8 @@
 # eager fp16 and torch.compile max-autotune on the same card in the same run (engine_bench.sh runs out of time before
 # this compile when ViT-B-32's comes first). Each side is timed short and sustained: clipserve for SHORT and LONG
 # seconds of batches, the peers over ITERATIONS forward passes (10 is about 1 s, 50 about 5 s), while nvidia-smi logs
-# the SM clock and power every 200 ms (does a sustained run lose clock?). Logs in $OUT/logs.tar.gz; a table last.
+# the SM clock and power every 200 ms (does a sustained run lose clock?), with `nvidia-smi -q` 3 s into each sustained
+# run (throttle reasons, power limit). Logs in $OUT/logs.tar.gz; a table last.
 set -u
 D=.device; OUT=${OUT:-/tmp/out}; L=/tmp/logs; mkdir -p $OUT $L
 source scripts/device/setup.sh > $L/setup.txt
@@ -13,6 +14,8 @@ smi=$!
 mark() { echo "$(date +%H:%M:%S.%N | cut -c1-12) $1" >> $L/marks.txt; }
 bench() {  # label, seconds
   mark "start $1"
+  # Why the clock is where it is (throttle reasons, power limit), 3 s into each sustained run.
+  case $1 in long*) (sleep 3; nvidia-smi -q -d PERFORMANCE,POWER,CLOCK > $L/smi_q_$1.txt) & ;; esac
   timeout 120 $BIN bench engine --backend cuda --precision fp16 --model random:ViT-L-14 --batch-size 256 \
     --seconds $2 --json 2>> $L/engine.err | sed "s/^/$1 /" >> $L/engine.txt
   mark "end $1"
@@ -24,7 +27,7 @@ timeout 420 python3 scripts/bench_gpu_peers.py --models ViT-L-14 --batches 256 -
 echo "peers rc=$? $(el)"
 mark "end peers"
 bench short_c $SHORT; bench long_c $LONG
-kill $smi
+kill $smi; wait
 tar -czf $OUT/logs.tar.gz -C /tmp logs
 python3 scripts/device/engine_table.py $L/engine.txt
 grep -h "img/s\|FAILED" $L/peers_l14.log
