@@ -21,7 +21,7 @@ static const char *const driverSymbols[] = {
     "cuEventRecord", "cuEventSynchronize", "cuEventElapsedTime", "cuModuleLoadData", "cuModuleUnload",
     "cuModuleGetFunction", "cuFuncSetAttribute", "cuLaunchKernel", "cuStreamBeginCapture_v2", "cuStreamEndCapture",
     "cuGraphInstantiateWithFlags", "cuGraphLaunch", "cuGraphExecDestroy", "cuGraphDestroy", "cuStreamWaitEvent",
-    "cuLaunchKernelEx", "cuTensorMapEncodeTiled", NULL};
+    "cuLaunchKernelEx", "cuTensorMapEncodeTiled", "cuOccupancyMaxActiveClusters", NULL};
 
 static const char *const cublasLtSymbols[] = {
     "cublasLtCreate", "cublasLtDestroy", "cublasLtGetVersion", "cublasLtGetStatusName", "cublasLtGetStatusString",

@@ -47,6 +47,8 @@ public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
     let matmulChoices = MatmulChoices()
     /// The order normal-priority contexts run their batches in (see `LaunchTurn`).
     let launchTurn = LaunchTurn()
+    /// The wgmma c_fc + activation kernel, when this engine and GPU can run it (CUDAExecutionContext.FusedMLP).
+    let fusedMLP: CUDAExecutionContext.FusedMLP?
 
     /// Why the tensor-core attention kernel could not be built (the scalar kernel is used instead), if it could not.
     public var tensorCoreAttentionError: String? { kernels.tensorCoreAttentionError }
@@ -54,6 +56,12 @@ public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
     /// Hopper with head width 64, attention is the wgmma kernel; below it, the mma.sync kernel spreads a head's query
     /// tiles over several CTAs.
     public var wholeHeadAttentionBatch: Int { (4 * device.multiprocessors + spec.heads - 1) / spec.heads }
+    /// The smallest batch whose c_fc runs as the fused wgmma kernel (bias and activation in its epilogue), nil when
+    /// none does here (not Hopper, fp32, CLIPSERVE_MLP_GEMM=cublaslt, or widths it does not take).
+    public var fusedMLPBatch: Int? {
+        guard let fusedMLP else { return nil }
+        return (1...1 << 16).first { fusedMLP.runs(rows: $0 * spec.tokens, mlpWidth: spec.mlpWidth) }
+    }
 
     /// Whether a CUDA driver and a GPU are usable here.
     public static var isAvailable: Bool { CUDADevice.isAvailable }
@@ -100,6 +108,7 @@ public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
         case .bf16: .bf16
         }
         kernels = try CUDAKernels(device: device, dtype: dtype)
+        fusedMLP = try CUDAExecutionContext.fusedMLP(kernels: kernels, dtype: dtype, spec: spec)
         let attention = kernels.tensorCoreAttentionError != nil ? "scalar attention"
             : spec.headWidth == 64 && kernels.has("attention_wgmma_d64_\(CUDAKernels.suffix(dtype))") ? "wgmma/mma.sync attention"
             : "mma.sync attention"

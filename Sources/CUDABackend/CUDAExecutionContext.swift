@@ -62,8 +62,8 @@ public final class CUDAExecutionContext: ExecutionContext {
     let qkvBiasFoldAllowed: Bool
     /// The most query rows past the last whole tile the wgmma attention computes without a tile (CUDAKernels).
     let wgmmaAttentionMaxTailRows: Int
-    /// The wgmma c_fc + activation kernel the large-batch path runs, nil for cuBLASLt and the bias + GELU pass.
-    let mlpKernel: CUDAKernels.GemmActivationKernel?
+    /// The wgmma c_fc + activation kernel the large-batch path may run (nil: cuBLASLt and the bias + GELU pass always).
+    let mlpKernel: FusedMLP?
     /// The kernel for the last block's class-token attention (the large-batch path then runs that block for the class
     /// tokens alone); nil when the head width has none or CLIPSERVE_CLASS_TOKEN_BLOCK=0 (the full block).
     let classTokenKernel: String?
@@ -90,7 +90,7 @@ public final class CUDAExecutionContext: ExecutionContext {
         wgmmaAttentionAllowed = ProcessInfo.processInfo.environment["CLIPSERVE_WGMMA_ATTENTION"] != "0"
         qkvBiasFoldAllowed = ProcessInfo.processInfo.environment["CLIPSERVE_QKV_BIAS_FOLD"] != "0"
         wgmmaAttentionMaxTailRows = CUDAKernels.wgmmaAttentionMaxTailRows(ProcessInfo.processInfo.environment)
-        mlpKernel = Self.mlpKernel(engine: engine)
+        mlpKernel = engine.fusedMLP
         let classKernel = "attention_class_d\(engine.spec.headWidth)_\(CUDAKernels.suffix(engine.dtype))"
         // Its scores must fit the 48 KB of shared memory a launch gets unasked (3072 tokens).
         classTokenKernel = ProcessInfo.processInfo.environment["CLIPSERVE_CLASS_TOKEN_BLOCK"] != "0"
@@ -554,13 +554,13 @@ public final class CUDAExecutionContext: ExecutionContext {
             attentionShared = CUDAKernels.wgmmaAttentionSharedBytes(tokens: t, tailRows: tailRows)
         }
         let wgmmaAttention = attentionKernel == wgmmaKernel
-        // On Hopper, c_fc with its bias and activation can run as one wgmma kernel (CLIPSERVE_MLP_GEMM=wgmma; by
-        // default, cuBLASLt and the separate bias + GELU pass, faster so far).
-        let mlpKernel = smallBatchPath == nil ? self.mlpKernel : nil
+        // On Hopper, c_fc with its bias and activation runs as one wgmma kernel (gemm_wgmma.cu) when the batch gives it
+        // enough tiles (FusedMLP.runs); otherwise cuBLASLt and the bias + GELU pass.
+        let mlpKernel = smallBatchPath == nil ? self.mlpKernel.flatMap { $0.runs(rows: rows, mlpWidth: mw) ? $0 : nil } : nil
         let mapH = try mlpKernel.map {
             try TensorMap(
-                matrix: h.pointer, rows: rows, columns: w, boxRows: $0.tileRows, boxColumns: 64, dtype: e.dtype,
-                libraries: libraries, label: "layernorm output")
+                matrix: h.pointer, rows: rows, columns: w, boxRows: $0.kernel.boxRows, boxColumns: $0.kernel.slice,
+                dtype: e.dtype, libraries: libraries, label: "layernorm output")
         }
         let scale = 1 / Float(headWidth).squareRoot()
         // With the wgmma attention the QKV GEMM runs without a bias, which costs cuBLASLt about 8% there (ViT-L-14 at
@@ -627,13 +627,15 @@ public final class CUDAExecutionContext: ExecutionContext {
             try layerNorm(x, stride: xStride, h, suffix, rows: n, e.unitGamma, e.zeroBeta)
             try mark("layernorm")
             if let mlpKernel, classKernel == nil {
-                // c_fc, its bias and the activation in one wgmma kernel (gemm_wgmma.cu): the hidden layer is written once.
+                // c_fc, its bias and the activation in one persistent wgmma kernel: the hidden layer is written once.
+                let kernel = mlpKernel.kernel
                 let mapW = try TensorMap(
-                    matrix: block.fc1Weight.pointer, rows: mw, columns: w, boxRows: mlpKernel.tileColumns, boxColumns: 64,
+                    matrix: block.fc1Weight.pointer, rows: mw, columns: w, boxRows: kernel.boxRows, boxColumns: kernel.slice,
                     dtype: e.dtype, libraries: libraries, label: "\(label).c_fc weight")
-                let nTiles = mw / mlpKernel.tileColumns, mTiles = (rows + mlpKernel.tileRows - 1) / mlpKernel.tileRows
+                let clusters = min(kernel.units(rows: rows, mlpWidth: mw), mlpKernel.clusters)
                 try k.launch(
-                    mlpKernel.name(e.dtype), grid: (nTiles, mTiles, 1), block: 288, sharedBytes: mlpKernel.sharedBytes, stream: s,
+                    kernel.name(e.dtype), grid: (clusters * kernel.cluster, 1, 1), block: kernel.threads,
+                    sharedBytes: kernel.sharedBytes, stream: s, cluster: (kernel.cluster, 1, 1),
                     [.tensorMap(mapH!), .tensorMap(mapW), .pointer(mlp.pointer), .pointer(block.fc1Bias.pointer),
                      .int32(Int32(rows)), .int32(Int32(mw)), .int32(Int32(w)), .int32(spec.activation == .quickGELU ? 1 : 0)])
                 try mark("gemm c_fc+gelu (wgmma)")
@@ -669,16 +671,33 @@ public final class CUDAExecutionContext: ExecutionContext {
         try mark("ln_post+proj")
     }
 
-    /// The wgmma c_fc + activation kernel when asked for (CLIPSERVE_MLP_GEMM=wgmma) and usable: 16-bit engine, the
-    /// kernel built (sm_90a), widths that are multiples of its tile, its shared memory available. Otherwise nil:
-    /// cuBLASLt and the bias + GELU pass, which are faster on the H100 measured (see gemm_wgmma.cu).
-    private static func mlpKernel(engine: CUDAEngine) -> CUDAKernels.GemmActivationKernel? {
+    /// The wgmma c_fc + activation kernel and how many of its clusters fit on the device at once.
+    struct FusedMLP: Sendable {
+        let kernel: CUDAKernels.GemmActivationKernel
+        let clusters: Int
+        /// CLIPSERVE_MLP_GEMM=wgmma: whatever the batch.
+        let always: Bool
+
+        /// Whether a c_fc of `rows` rows runs fused: with at least eight waves of work units for the resident
+        /// clusters, where the persistent kernel beats cuBLASLt plus the bias + GELU pass (measured at batch 256:
+        /// scripts/device/gemm_check.cu); smaller batches keep cuBLASLt, whose tiles suit them better.
+        func runs(rows: Int, mlpWidth: Int) -> Bool {
+            always || kernel.units(rows: rows, mlpWidth: mlpWidth) >= 8 * clusters
+        }
+    }
+
+    /// The wgmma c_fc + activation kernel when usable: a 16-bit engine, the kernel built (sm_90a), widths that are
+    /// whole tiles, its shared memory available, and not turned off (CLIPSERVE_MLP_GEMM=cublaslt). Otherwise nil:
+    /// cuBLASLt and the bias + GELU pass.
+    static func fusedMLP(kernels: CUDAKernels, dtype: DType, spec: VisionTowerSpec) throws -> FusedMLP? {
         let kernel = CUDAKernels.gemmActivation
-        guard ProcessInfo.processInfo.environment["CLIPSERVE_MLP_GEMM"] == "wgmma", engine.dtype != .f32,
-            engine.spec.width % 64 == 0, engine.spec.mlpWidth % kernel.tileColumns == 0,
-            engine.kernels.has(kernel.name(engine.dtype)), kernel.sharedBytes <= engine.device.maxSharedMemoryPerBlock
+        let choice = ProcessInfo.processInfo.environment["CLIPSERVE_MLP_GEMM"]
+        guard choice != "cublaslt", dtype != .f32, kernel.fits(width: spec.width, mlpWidth: spec.mlpWidth),
+            kernels.has(kernel.name(dtype)), kernel.sharedBytes <= kernels.device.maxSharedMemoryPerBlock
         else { return nil }
-        return kernel
+        let clusters = try kernels.maxActiveClusters(
+            kernel.name(dtype), block: kernel.threads, sharedBytes: kernel.sharedBytes, cluster: kernel.cluster)
+        return clusters > 0 ? FusedMLP(kernel: kernel, clusters: clusters, always: choice == "wgmma") : nil
     }
 
     /// Records an event after the op just enqueued when stage profiling is on.

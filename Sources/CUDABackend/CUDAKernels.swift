@@ -205,20 +205,54 @@ final class CUDAKernels: @unchecked Sendable {
     /// Shared memory of the class-token attention: each warp keeps `tokens` fp32 scores.
     static func classTokenAttentionSharedBytes(tokens: Int) -> Int { classTokenHeadsPerCTA * tokens * 4 }
 
-    /// The wgmma GEMM with the MLP activation (gemm_wgmma.cu): output tile rows x columns, pipeline stages and CTAs
-    /// per SM, as the source builds it.
+    /// The wgmma GEMM with the MLP activation (gemm_wgmma.cu), as the source builds it: persistent, 128 x 256 output
+    /// tiles, K in slices of 64 through `stages` shared-memory stages, clusters of `cluster` CTAs along M (W's slice
+    /// multicast to both), `threads` a CTA (two consumer warpgroups, the producer warp, three epilogue warps).
     struct GemmActivationKernel {
-        let tileRows: Int, tileColumns: Int, stages: Int, ctasPerSM: Int
+        let tileRows: Int, tileColumns: Int, slice: Int, stages: Int, cluster: Int, threads: Int
+        /// Rows of the boxes TMA loads (X's tile rows; W's tile columns in two halves).
+        var boxRows: Int { tileRows }
 
-        /// Shared memory of a CTA: `stages` slices of X (tileRows rows) and W (tileColumns rows), 64 columns of 16
-        /// bits each; a full and an empty barrier per stage; 1 KB to align the stages to the swizzle's 1024 bytes
-        /// (GemmShape in the source).
-        var sharedBytes: Int { 1024 + stages * (tileRows + tileColumns) * 64 * 2 + 2 * stages * 8 }
+        /// Shared memory of a CTA: `stages` slices of X (tileRows rows) and W (tileColumns rows), `slice` columns of
+        /// 16 bits each; the staging tile (tileRows rows of tileColumns + 8 halves); a full and an empty barrier per
+        /// stage and two for the staging tile; 1 KB to align the stages to the swizzle's 1024 bytes (GemmShape in the
+        /// source).
+        var sharedBytes: Int {
+            1024 + stages * (tileRows + tileColumns) * slice * 2 + tileRows * (tileColumns + 8) * 2 + (2 * stages + 2) * 8
+        }
 
         func name(_ dtype: DType) -> String { "gemm_activation_\(CUDAKernels.suffix(dtype))" }
+
+        /// Whether the kernel takes an MLP of these widths: whole output tiles across, whole K slices.
+        func fits(width: Int, mlpWidth: Int) -> Bool { width % slice == 0 && mlpWidth % tileColumns == 0 }
+
+        /// Work units (pairs of tiles along M, for clusters of two) of a c_fc with `rows` rows.
+        func units(rows: Int, mlpWidth: Int) -> Int {
+            ((rows + tileRows - 1) / tileRows + cluster - 1) / cluster * (mlpWidth / tileColumns)
+        }
     }
 
-    static let gemmActivation = GemmActivationKernel(tileRows: 128, tileColumns: 128, stages: 3, ctasPerSM: 2)
+    static let gemmActivation = GemmActivationKernel(tileRows: 128, tileColumns: 256, slice: 64, stages: 3, cluster: 2, threads: 384)
+
+    /// How many clusters of `function`'s launch shape can be resident at once (with clusters of two, a GPC with an
+    /// odd number of free SMs leaves one over, so this can be less than SMs / 2).
+    func maxActiveClusters(_ name: String, block: Int, sharedBytes: Int, cluster: Int) throws -> Int {
+        guard let function = functions[name] else { throw EngineError.device("cuda: kernel \(name) not in the tensor-core module") }
+        var attribute = ccuda_launch_attribute()
+        attribute.id = Int32(CCUDA_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION)
+        attribute.value.clusterDim = .init(x: UInt32(cluster), y: 1, z: 1)
+        var clusters: Int32 = 0
+        let result = withUnsafeMutablePointer(to: &attribute) { attribute in
+            var config = ccuda_launch_config(
+                gridDimX: UInt32(device.multiprocessors / cluster * cluster), gridDimY: 1, gridDimZ: 1,
+                blockDimX: UInt32(block), blockDimY: 1, blockDimZ: 1, sharedMemBytes: UInt32(sharedBytes), hStream: nil,
+                attrs: attribute, numAttrs: 1)
+            return device.libraries.driver.cuOccupancyMaxActiveClusters!(&clusters, function, &config)
+        }
+        try device.libraries.check(
+            result, "cuOccupancyMaxActiveClusters(\(name))", "block \(block) shared \(sharedBytes) cluster \(cluster)")
+        return Int(clusters)
+    }
 
     /// Whether `hasFunction(name)` can launch.
     func has(_ name: String) -> Bool { functions[name] != nil }

@@ -184,9 +184,10 @@ struct VerifyCommand: ParsableCommand {
             worstCosine = min(worstCosine, cosine(single, row))
         }
         print("  batch of \(names.count) vs one at a time (normalised): max diff \(format(batchDifference))")
-        // Large batches take other kernels (one attention CTA per head and image; on Hopper the wgmma attention):
-        // the set repeated to such a batch, each row against the CPU and against the image served alone.
-        let large = max(gpu.wholeHeadAttentionBatch, names.count)
+        // Large batches take other kernels (one attention CTA per head and image; on Hopper the wgmma attention and
+        // the fused c_fc + GELU): the set repeated to such a batch, each row against the CPU and against the image
+        // served alone.
+        let large = max(gpu.wholeHeadAttentionBatch, gpu.fusedMLPBatch ?? 0, names.count)
         let largeContext = try gpu.makeContext(ExecutionContextConfiguration(maxBatchSize: large))
         let repeated = (0..<large).flatMap { pixels[$0 % names.count] }
         let largeBatch = try largeContext.embed(repeated, count: large, normalize: false, embedDim: spec.embedDim)

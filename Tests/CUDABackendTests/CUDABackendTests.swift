@@ -97,14 +97,21 @@ struct CUDABackendTests {
         #expect(!CUDAKernels.wgmmaAttentionFits(headWidth: 64, tokens: 257, tailRows: 1, sharedMemory: withTail - 1))
     }
 
-    @Test("wgmma GEMM with activation: shared memory per CTA, two CTAs per SM")
+    @Test("wgmma GEMM with activation: shared memory per CTA, tiles and work units")
     func gemmActivationSharedMemory() {
-        // 1 KB of alignment + three stages of X (128 x 64) and W (128 x 64) at 2 bytes + 16 bytes of barriers a stage.
+        // 1 KB of alignment + three stages of X (128 x 64) and W (256 x 64) at 2 bytes + the staging tile (128 rows of
+        // 264 halves) + 8 barriers.
         let kernel = CUDAKernels.gemmActivation
-        #expect(kernel.sharedBytes == 1024 + 3 * 32768 + 48)
+        #expect(kernel.sharedBytes == 1024 + 3 * 49_152 + 67_584 + 64)
         #expect(kernel.name(.bf16) == "gemm_activation_bf16")
-        // Its CTAs fit an sm_90 SM (228 KB, 1 KB reserved per CTA).
-        #expect(kernel.ctasPerSM * (kernel.sharedBytes + 1024) <= 233_472)
+        // One CTA fits an sm_90 SM (227 KB opt-in per block).
+        #expect(kernel.sharedBytes <= 232_448)
+        // ViT-L-14 at batch 256: 65,792 rows = 514 tiles of 128 = 257 pairs, 16 column tiles of 256.
+        #expect(kernel.units(rows: 65_792, mlpWidth: 4096) == 257 * 16)
+        // An odd count of row tiles rounds up to whole pairs (1,100 rows: 9 tiles, 5 pairs).
+        #expect(kernel.units(rows: 1100, mlpWidth: 768) == 5 * 3)
+        #expect(kernel.fits(width: 1024, mlpWidth: 4096) && kernel.fits(width: 768, mlpWidth: 3072))
+        #expect(!kernel.fits(width: 768, mlpWidth: 3000) && !kernel.fits(width: 760, mlpWidth: 3072))
     }
 
     @Test("small-batch block: K split over the fewest CTAs that bring a slice to 768 columns, within shared memory")

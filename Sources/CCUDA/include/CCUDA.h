@@ -124,6 +124,9 @@ typedef struct {
                                        const uint64_t *globalDim, const uint64_t *globalStrides, const uint32_t *boxDim,
                                        const uint32_t *elementStrides, int interleave, int swizzle, int l2Promotion,
                                        int oobFill);
+    // How many clusters of config's shape (grid and block sizes, shared memory, the cluster attribute) can be
+    // resident on the device at once.
+    CUresult (*cuOccupancyMaxActiveClusters)(int *clusters, CUfunction function, const ccuda_launch_config *config);
 } ccuda_driver_api;
 
 // ---- cuBLASLt ----
