@@ -108,7 +108,7 @@ public final class CUDAEngine: EmbeddingEngine, @unchecked Sendable {
         case .bf16: .bf16
         }
         kernels = try CUDAKernels(device: device, dtype: dtype)
-        fusedMLP = try CUDAExecutionContext.fusedMLP(kernels: kernels, dtype: dtype, spec: spec)
+        fusedMLP = CUDAExecutionContext.fusedMLP(kernels: kernels, dtype: dtype, spec: spec)
         let attention = kernels.tensorCoreAttentionError != nil ? "scalar attention"
             : spec.headWidth == 64 && kernels.has("attention_wgmma_d64_\(CUDAKernels.suffix(dtype))") ? "wgmma/mma.sync attention"
             : "mma.sync attention"

@@ -687,17 +687,19 @@ public final class CUDAExecutionContext: ExecutionContext {
     }
 
     /// The wgmma c_fc + activation kernel when usable: a 16-bit engine, the kernel built (sm_90a), widths that are
-    /// whole tiles, its shared memory available, and not turned off (CLIPSERVE_MLP_GEMM=cublaslt). Otherwise nil:
-    /// cuBLASLt and the bias + GELU pass.
-    static func fusedMLP(kernels: CUDAKernels, dtype: DType, spec: VisionTowerSpec) throws -> FusedMLP? {
+    /// whole tiles, its shared memory available, at least one of its clusters resident, and not turned off
+    /// (CLIPSERVE_MLP_GEMM=cublaslt). Otherwise nil: cuBLASLt and the bias + GELU pass (like the tensor-core module,
+    /// the kernel is an optimisation: if the driver cannot place its clusters, the engine runs without it).
+    static func fusedMLP(kernels: CUDAKernels, dtype: DType, spec: VisionTowerSpec) -> FusedMLP? {
         let kernel = CUDAKernels.gemmActivation
         let choice = ProcessInfo.processInfo.environment["CLIPSERVE_MLP_GEMM"]
         guard choice != "cublaslt", dtype != .f32, kernel.fits(width: spec.width, mlpWidth: spec.mlpWidth),
-            kernels.has(kernel.name(dtype)), kernel.sharedBytes <= kernels.device.maxSharedMemoryPerBlock
+            kernels.has(kernel.name(dtype)), kernel.sharedBytes <= kernels.device.maxSharedMemoryPerBlock,
+            let clusters = try? kernels.maxActiveClusters(
+                kernel.name(dtype), block: kernel.threads, sharedBytes: kernel.sharedBytes, cluster: kernel.cluster),
+            clusters > 0
         else { return nil }
-        let clusters = try kernels.maxActiveClusters(
-            kernel.name(dtype), block: kernel.threads, sharedBytes: kernel.sharedBytes, cluster: kernel.cluster)
-        return clusters > 0 ? FusedMLP(kernel: kernel, clusters: clusters, always: choice == "wgmma") : nil
+        return FusedMLP(kernel: kernel, clusters: clusters, always: choice == "wgmma")
     }
 
     /// Records an event after the op just enqueued when stage profiling is on.
