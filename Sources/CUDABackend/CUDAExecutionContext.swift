@@ -62,8 +62,6 @@ public final class CUDAExecutionContext: ExecutionContext {
     let qkvBiasFoldAllowed: Bool
     /// The most query rows past the last whole tile the wgmma attention computes without a tile (CUDAKernels).
     let wgmmaAttentionMaxTailRows: Int
-    /// The wgmma c_fc + activation kernel the large-batch path may run (nil: cuBLASLt and the bias + GELU pass always).
-    let mlpKernel: FusedMLP?
     /// The kernel for the last block's class-token attention (the large-batch path then runs that block for the class
     /// tokens alone); nil when the head width has none or CLIPSERVE_CLASS_TOKEN_BLOCK=0 (the full block).
     let classTokenKernel: String?
@@ -90,7 +88,6 @@ public final class CUDAExecutionContext: ExecutionContext {
         wgmmaAttentionAllowed = ProcessInfo.processInfo.environment["CLIPSERVE_WGMMA_ATTENTION"] != "0"
         qkvBiasFoldAllowed = ProcessInfo.processInfo.environment["CLIPSERVE_QKV_BIAS_FOLD"] != "0"
         wgmmaAttentionMaxTailRows = CUDAKernels.wgmmaAttentionMaxTailRows(ProcessInfo.processInfo.environment)
-        mlpKernel = engine.fusedMLP
         let classKernel = "attention_class_d\(engine.spec.headWidth)_\(CUDAKernels.suffix(engine.dtype))"
         // Its scores must fit the 48 KB of shared memory a launch gets unasked (3072 tokens).
         classTokenKernel = ProcessInfo.processInfo.environment["CLIPSERVE_CLASS_TOKEN_BLOCK"] != "0"
@@ -556,7 +553,7 @@ public final class CUDAExecutionContext: ExecutionContext {
         let wgmmaAttention = attentionKernel == wgmmaKernel
         // On Hopper, c_fc with its bias and activation runs as one wgmma kernel (gemm_wgmma.cu) when the batch gives it
         // enough tiles (FusedMLP.runs); otherwise cuBLASLt and the bias + GELU pass.
-        let mlpKernel = smallBatchPath == nil ? self.mlpKernel.flatMap { $0.runs(rows: rows, mlpWidth: mw) ? $0 : nil } : nil
+        let mlpKernel = smallBatchPath == nil ? e.fusedMLP.flatMap { $0.runs(rows: rows, mlpWidth: mw) ? $0 : nil } : nil
         let mapH = try mlpKernel.map {
             try TensorMap(
                 matrix: h.pointer, rows: rows, columns: w, boxRows: $0.kernel.boxRows, boxColumns: $0.kernel.slice,

@@ -58,14 +58,13 @@ __global__ void fill_random(u16 *out, long count, float scale, unsigned seed) {
 
 static PFN_cuTensorMapEncodeTiled_v12000 encodeTiled;
 
-// A row-major 16-bit matrix read in boxes of boxRows x boxColumns (64 or 32: the 128- or 64-byte swizzle).
-static TensorMap tensor_map(const void *address, long rows, long columns, int boxRows, int boxColumns) {
+// A row-major 16-bit matrix read in boxes of boxRows x 64 with the 128-byte swizzle wgmma reads.
+static TensorMap tensor_map(const void *address, long rows, long columns, int boxRows) {
     TensorMap map;
     cuuint64_t dims[2] = {(cuuint64_t)columns, (cuuint64_t)rows}, strides[1] = {(cuuint64_t)columns * 2};
-    cuuint32_t box[2] = {(cuuint32_t)boxColumns, (cuuint32_t)boxRows}, elementStrides[2] = {1, 1};
-    const CUtensorMapSwizzle swizzle = boxColumns == 64 ? CU_TENSOR_MAP_SWIZZLE_128B : CU_TENSOR_MAP_SWIZZLE_64B;
+    cuuint32_t box[2] = {64, (cuuint32_t)boxRows}, elementStrides[2] = {1, 1};
     const CUresult r = encodeTiled((CUtensorMap *)&map, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 2, (void *)address, dims, strides,
-                                   box, elementStrides, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle,
+                                   box, elementStrides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
                                    CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
     if (r != CUDA_SUCCESS) { printf("cuTensorMapEncodeTiled: %d\n", (int)r); exit(2); }
     return map;
@@ -137,7 +136,7 @@ typedef void (*GemmKernel)(const TensorMap, const TensorMap, u16 *, const float 
 struct Fused {
     const char *name;
     GemmKernel kernel;
-    int cluster, slice, sharedBytes;
+    int cluster, sharedBytes;
     bool activation;  // false: bias only (the main loop's ceiling), not compared
     int threads;
 };
@@ -223,12 +222,10 @@ static bool shape(const char *name, Lt &lt, const std::vector<Fused> &kernels, i
     CHECK(cudaGetLastError());
     std::vector<unsigned short> hostRef((size_t)m * n), hostOut((size_t)m * n);
     CHECK(cudaMemcpy(hostRef.data(), ref, hostRef.size() * 2, cudaMemcpyDeviceToHost));
-    const TensorMap mx64 = tensor_map(x, m, k, 128, 64), mw64 = tensor_map(w, n, k, 128, 64);
-    const TensorMap mx32 = tensor_map(x, m, k, 128, 32), mw32 = tensor_map(w, n, k, 128, 32);
+    const TensorMap mx = tensor_map(x, m, k, 128), mw = tensor_map(w, n, k, 128);
     bool ok = true;
     for (const Fused &f : kernels) {
         if (!f.activation) continue;
-        const TensorMap &mx = f.slice == 64 ? mx64 : mx32, &mw = f.slice == 64 ? mw64 : mw32;
         CHECK(cudaMemset(out, 0xff, (size_t)m * n * 2));  // NaNs: an element never written fails
         run_fused(f, mx, mw, out, bias, m, n, k, stream, quick);
         CHECK(cudaStreamSynchronize(stream));
@@ -259,8 +256,7 @@ static bool shape(const char *name, Lt &lt, const std::vector<Fused> &kernels, i
             printf("  %-9s cuBLASLt c_fc %.4f ms (%.0f TFLOP/s) + bias_gelu %.4f ms; together %.4f ms\n", how, gemm,
                    flop / gemm * 1e-9, pass, both);
             for (const Fused &f : kernels) {
-                const TensorMap &mx = f.slice == 64 ? mx64 : mx32, &mw = f.slice == 64 ? mw64 : mw32;
-                const double fused = time_calls([&] { run_fused(f, mx, mw, out, bias, m, n, k, stream); }, stream, 20, seconds);
+                        const double fused = time_calls([&] { run_fused(f, mx, mw, out, bias, m, n, k, stream); }, stream, 20, seconds);
                 printf("  %-9s %-28s %.4f ms (%.0f TFLOP/s), %.3fx the pair\n", how, f.name, fused, flop / fused * 1e-9, both / fused);
             }
         }
@@ -277,11 +273,11 @@ int main(int argc, char **argv) {
     printf("%s, %d SMs\n", prop.name, multiprocessors);
     cudaDriverEntryPointQueryResult query;
     CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", (void **)&encodeTiled, 12000, cudaEnableDefault, &query));
-    const int shared = GemmShape<64, 3>::sharedBytes;
+    const int shared = GemmShape<3>::sharedBytes;
     std::vector<Fused> kernels = {
-        {"fused (as shipped)", gemm_activation_f16, 2, 64, shared, true, 384},
-        {"fused, no cluster", gemm_activation_c1_f16, 1, 64, shared, true, 384},
-        {"bias only (main-loop ceiling)", gemm_bias_only_f16, 2, 64, shared, false, 384}};
+        {"fused (as shipped)", gemm_activation_f16, 2, shared, true, 384},
+        {"fused, no cluster", gemm_activation_c1_f16, 1, shared, true, 384},
+        {"bias only (main-loop ceiling)", gemm_bias_only_f16, 2, shared, false, 384}};
     for (const Fused &f : kernels) CHECK(cudaFuncSetAttribute(f.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, f.sharedBytes));
     Lt lt;
     LT(cublasLtCreate(&lt.handle));

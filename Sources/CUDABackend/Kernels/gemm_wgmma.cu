@@ -104,22 +104,15 @@ template <int BF16> __device__ __forceinline__ void wgmma_n256(float (&d)[128], 
 template <> __device__ __forceinline__ void wgmma_n256<0>(float (&d)[128], unsigned long long a, unsigned long long b, int accumulate) { CLIPSERVE_WGMMA_N256("f16"); }
 template <> __device__ __forceinline__ void wgmma_n256<1>(float (&d)[128], unsigned long long a, unsigned long long b, int accumulate) { CLIPSERVE_WGMMA_N256("bf16"); }
 
-// Shared memory of one CTA: STAGES x (X slice 128 x BK + W slice 256 x BK, 16-bit), the staging tile (128 rows of
+// Shared memory of one CTA: STAGES x (X slice 128 x 64 + W slice 256 x 64, 16-bit), the staging tile (128 rows of
 // 256 + 8 halves: the 8 put the rows a warp's accumulator fragments write on different banks), the barriers (a full
 // and an empty one per stage, two for the staging tile), and 1 KB to align the stages to the swizzle's 1024 bytes.
 // (CUDAKernels.GemmActivationKernel.sharedBytes computes the same.)
-template <int BK, int STAGES> struct GemmShape {
-    static constexpr int xBytes = 128 * BK * 2, wBytes = 256 * BK * 2, stageBytes = xBytes + wBytes;
+template <int STAGES> struct GemmShape {
+    static constexpr int xBytes = 128 * 64 * 2, wBytes = 256 * 64 * 2, stageBytes = xBytes + wBytes;
     static constexpr int pitch = 256 + 8, stagingBytes = 128 * pitch * 2;
     static constexpr int sharedBytes = 1024 + STAGES * stageBytes + stagingBytes + (2 * STAGES + 2) * 8;
 };
-
-// wgmma shared-memory descriptor of a K-major tile whose rows are BK halves (BK · 2 bytes, the swizzle width: 128 or
-// 64 bytes): swizzle mode in bits 62–63 (1: 128-byte, 2: 64-byte), 8 rows (BK · 16 bytes) between groups of 8 rows.
-template <int BK> __device__ __forceinline__ unsigned long long gemm_descriptor(unsigned address) {
-    return (unsigned long long)((address & 0x3FFFF) >> 4) | (1ull << 16) | ((unsigned long long)BK << 32) |
-           ((BK == 64 ? 1ull : 2ull) << 62);
-}
 
 // Epilogue warp e (0..2) on a staged tile: rows e, e + 3, ... of the 128, 8 columns a lane (from `column` of Y), plus
 // the bias, through the activation (ACT: 0 none, 1 erf GELU, 2 QuickGELU, the mlp_activation of the bias_gelu pass),
@@ -154,10 +147,10 @@ __device__ __forceinline__ void epilogue_rows(const u16 *staging, u16 *y, const 
     }
 }
 
-template <int BF16, int CL, int BK, int STAGES, int ACT>
+template <int BF16, int CL, int STAGES, int ACT>
 __device__ __forceinline__ void gemm_activation(const TensorMap *mapX, const TensorMap *mapW, u16 *y,
                                                 const float *bias, int m, int n, int k, int quick) {
-    typedef GemmShape<BK, STAGES> S;
+    typedef GemmShape<STAGES> S;
     extern __shared__ __align__(16) unsigned char sharedBytes[];
     const unsigned start = shared_address(sharedBytes), base = (start + 1023u) & ~1023u;
     u16 *staging = (u16 *)(sharedBytes + (base - start) + STAGES * S::stageBytes);
@@ -165,7 +158,7 @@ __device__ __forceinline__ void gemm_activation(const TensorMap *mapX, const Ten
     const unsigned stagedFull = empty + STAGES * 8, stagedEmpty = stagedFull + 8;
     const int thread = threadIdx.x, warp = thread >> 5, lane = thread & 31;
     const unsigned rank = CL > 1 ? cluster_rank() : 0;
-    const int mTiles = (m + 127) / 128, nTiles = n / 256, slices = k / BK;
+    const int mTiles = (m + 127) / 128, nTiles = n / 256, slices = k / 64;
     const int units = (mTiles + CL - 1) / CL * nTiles, first = blockIdx.x / CL, step = gridDim.x / CL;
     if (thread == 0) {
         for (int s = 0; s < STAGES; s++) {
@@ -191,12 +184,12 @@ __device__ __forceinline__ void gemm_activation(const TensorMap *mapX, const Ten
                     if (it >= STAGES) barrier_wait(empty + 8 * s, ((it / STAGES) & 1) ^ 1);
                     const unsigned stage = base + s * S::stageBytes, bar = full + 8 * s;
                     barrier_expect_bytes(bar, S::stageBytes);
-                    tma_load(stage, mapX, bar, i * BK, m0);
+                    tma_load(stage, mapX, bar, i * 64, m0);
                     if (CL == 1) {
-                        tma_load(stage + S::xBytes, mapW, bar, i * BK, n0);
-                        tma_load(stage + S::xBytes + S::wBytes / 2, mapW, bar, i * BK, n0 + 128);
+                        tma_load(stage + S::xBytes, mapW, bar, i * 64, n0);
+                        tma_load(stage + S::xBytes + S::wBytes / 2, mapW, bar, i * 64, n0 + 128);
                     } else {
-                        tma_load_multicast(stage + S::xBytes + rank * (S::wBytes / 2), mapW, bar, i * BK, n0 + rank * 128, 3);
+                        tma_load_multicast(stage + S::xBytes + rank * (S::wBytes / 2), mapW, bar, i * 64, n0 + rank * 128, 3);
                     }
                 }
             }
@@ -222,17 +215,16 @@ __device__ __forceinline__ void gemm_activation(const TensorMap *mapX, const Ten
         const int wg = thread >> 7, row = wg * 64 + (warp & 3) * 16 + (lane >> 2), t = lane & 3;
         int it = 0, tile = 0;
         for (int u = first; u < units; u += step, tile++) {
-            const int m0 = ((u / nTiles) * CL + rank) * 128, n0 = (u % nTiles) * 256;
             float d[128];
             for (int i = 0; i < slices; i++, it++) {
                 const int s = it % STAGES;
                 barrier_wait(full + 8 * s, (it / STAGES) & 1);
                 const unsigned stage = base + s * S::stageBytes;
-                // The descriptors' start address is in 16-byte units; this warpgroup's 64 rows of X start 64 rows in for wg 1.
-                const unsigned long long a = gemm_descriptor<BK>(stage + wg * 64 * BK * 2), bw = gemm_descriptor<BK>(stage + S::xBytes);
+                // The descriptors' start address is in 16-byte units; this warpgroup's 64 rows of X start 8 KB in for wg 1.
+                const unsigned long long a = wgmma_descriptor_at(stage + wg * 8192), bw = wgmma_descriptor_at(stage + S::xBytes);
                 wgmma_fence();
 #pragma unroll
-                for (int kk = 0; kk < BK / 16; kk++) wgmma_n256<BF16>(d, a + 2 * kk, bw + 2 * kk, i > 0 || kk > 0);  // +32 bytes along K
+                for (int kk = 0; kk < 4; kk++) wgmma_n256<BF16>(d, a + 2 * kk, bw + 2 * kk, i > 0 || kk > 0);  // +32 bytes along K
                 wgmma_commit();
                 wgmma_wait_one();  // the previous slice's wgmmas have finished reading their stage
                 if (i > 0 && lane == 0) {
@@ -267,20 +259,20 @@ __device__ __forceinline__ void gemm_activation(const TensorMap *mapX, const Ten
 // Entry points gemm_activation_<dtype>: K in slices of 64 through three stages, clusters of two along M
 // (CUDAKernels.gemmActivation), 384 threads, one CTA per SM. CLIPSERVE_GEMM_VARIANTS (scripts/device/gemm_check.cu)
 // adds the kernel without clusters and the main loop with the bias alone.
-#define CLIPSERVE_GEMM_ACTIVATION(NAME, BF16, CL, BK, STAGES, ACT)                                                      \
+#define CLIPSERVE_GEMM_ACTIVATION(NAME, BF16, CL, STAGES, ACT)                                                          \
     extern "C" __global__ void __launch_bounds__(384, 1) NAME(const __grid_constant__ TensorMap mapX,                   \
             const __grid_constant__ TensorMap mapW, u16 *y, const float *bias, int m, int n, int k, int quick) {        \
-        gemm_activation<BF16, CL, BK, STAGES, ACT>(&mapX, &mapW, y, bias, m, n, k, quick);                              \
+        gemm_activation<BF16, CL, STAGES, ACT>(&mapX, &mapW, y, bias, m, n, k, quick);                                  \
     }
 #ifdef CLIPSERVE_F16
-CLIPSERVE_GEMM_ACTIVATION(gemm_activation_f16, 0, 2, 64, 3, 1)
+CLIPSERVE_GEMM_ACTIVATION(gemm_activation_f16, 0, 2, 3, 1)
 #ifdef CLIPSERVE_GEMM_VARIANTS
-CLIPSERVE_GEMM_ACTIVATION(gemm_activation_c1_f16, 0, 1, 64, 3, 1)
-CLIPSERVE_GEMM_ACTIVATION(gemm_bias_only_f16, 0, 2, 64, 3, 0)
+CLIPSERVE_GEMM_ACTIVATION(gemm_activation_c1_f16, 0, 1, 3, 1)
+CLIPSERVE_GEMM_ACTIVATION(gemm_bias_only_f16, 0, 2, 3, 0)
 #endif
 #endif
 #ifdef CLIPSERVE_BF16
-CLIPSERVE_GEMM_ACTIVATION(gemm_activation_bf16, 1, 2, 64, 3, 1)
+CLIPSERVE_GEMM_ACTIVATION(gemm_activation_bf16, 1, 2, 3, 1)
 #endif
 
 #endif  // __CUDA_ARCH_FEAT_SM90_ALL
